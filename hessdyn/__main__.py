@@ -1,0 +1,5 @@
+import sys
+
+from hessdyn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,121 @@
+"""Compose and validate every job of a command line before Hydra runs anything.
+
+Hydra reports a bad override as several lines (and a bad value only when the job starts, after it has
+written ``.hydra/`` into the run directory). Here each job's config is composed with Hydra's own
+machinery, converted to the typed schemas (which runs their value checks), and passed to the
+command's ``check``; the first problem becomes one line on stderr and nothing is written.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+
+from hessdyn.config import register_configs, register_resolvers, to_object
+from hessdyn.config.errors import HessdynError, describe_config_error
+
+CONFIG_MODULE = "hessdyn.conf"
+MAX_CHECKED_JOBS = 512
+
+
+class PreflightError(HessdynError):
+    pass
+
+
+def expand_jobs(
+    overrides: list[str], multirun: bool, sweeper_params: dict[str, Any] | None
+) -> list[list[str]]:
+    """The override list of every job a command line launches (one job unless ``-m``)."""
+    if not multirun:
+        return [list(overrides)]
+    params = [f"{k}={v}" for k, v in (sweeper_params or {}).items()] + list(overrides)
+    parsed = OverridesParser.create().parse_overrides(params)
+    per_key: dict[str, list[str]] = {}
+    for o in parsed:
+        key = o.get_key_element()
+        if o.is_sweep_override():
+            if not o.is_discrete_sweep():
+                raise PreflightError(f"sweep '{key}' is not a discrete list; use a=1,2,3 or range(...)")
+            per_key[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+        else:
+            per_key[key] = [f"{key}={o.get_value_element_as_str()}"]
+    return [list(job) for job in itertools.product(*per_key.values())]
+
+
+def _valid_keys(config_name: str, overrides: list[str]) -> dict[str, list[str]]:
+    """Keys of every node of the config composed without the failing key overrides (for hints)."""
+    safe = [o for o in overrides if "=" in o and "." not in o.split("=", 1)[0].lstrip("+~")]
+    try:
+        cfg = compose(config_name, overrides=safe)
+    except Exception:
+        try:
+            cfg = compose(config_name)
+        except Exception:
+            return {}
+    out: dict[str, list[str]] = {}
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, DictConfig):
+            out[path] = [str(k) for k in node.keys()]
+            for k in node.keys():
+                walk(node._get_node(k), f"{path}.{k}" if path else str(k))
+
+    walk(cfg, "")
+    return out
+
+
+def compose_job(config_name: str, overrides: list[str]) -> DictConfig:
+    """Compose one job's config (with its ``hydra`` node) or raise a one-line PreflightError."""
+    try:
+        return compose(config_name, overrides=overrides, return_hydra_config=True)
+    except Exception as exc:  # Hydra raises several exception types for bad overrides
+        raise PreflightError(describe_config_error(exc, _valid_keys(config_name, overrides))) from exc
+
+
+def validate(cfg: DictConfig) -> Any:
+    """Typed object of a composed config; raises PreflightError naming the key on a bad value."""
+    try:
+        return to_object(cfg)
+    except HessdynError:
+        raise
+    except Exception as exc:
+        raise PreflightError(describe_config_error(exc)) from exc
+
+
+def preflight(config_name: str, overrides: list[str], multirun: bool, check: Any | None) -> int:
+    """Validate all jobs; returns the number of jobs checked. Raises PreflightError."""
+    register_configs()
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+        first = compose_job(config_name, overrides if not multirun else _first_values(overrides))
+        params = None
+        if multirun and first.hydra.sweeper.get("params"):
+            params = OmegaConf.to_container(first.hydra.sweeper.params, resolve=False)
+        jobs = expand_jobs(overrides, multirun, params)  # type: ignore[arg-type]
+        for job in jobs[:MAX_CHECKED_JOBS]:
+            cfg = compose_job(config_name, job)
+            validate(cfg)
+            if check is not None:
+                HydraConfig.instance().set_config(cfg)
+                check(cfg, multirun)
+    GlobalHydra.instance().clear()
+    return len(jobs)
+
+
+def _first_values(overrides: list[str]) -> list[str]:
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    out = []
+    for o in parsed:
+        if o.is_sweep_override() and o.is_discrete_sweep():
+            first = next(iter(o.sweep_string_iterator()))
+            out.append(f"{o.get_key_element()}={first}")
+        elif not o.is_sweep_override():
+            out.append(o.input_line or f"{o.get_key_element()}={o.get_value_element_as_str()}")
+    return out

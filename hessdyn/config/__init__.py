@@ -1,0 +1,115 @@
+"""Configuration: schemas, ConfigStore registration, resolvers, typed conversion and hashing."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from hessdyn.config.errors import ConfigValueError, HessdynError
+from hessdyn.config.store import register_configs
+
+__all__ = [
+    "ConfigValueError",
+    "HessdynError",
+    "config_hash",
+    "hashable_config",
+    "register_configs",
+    "register_resolvers",
+    "to_object",
+]
+
+# Keys that change where or how visibly a run happens, not what it computes: they may differ
+# between a run and its resumption.
+NON_RESULT_KEYS: tuple[str, ...] = (
+    "device",
+    "name",
+    "out_dir",
+    "analysis",
+    "report",
+    "trainer.progress",
+    "trainer.eval_batch_size",
+    "dataset.root",
+    "dataset.download",
+)
+
+
+def _dirname(override_dirname: str) -> str:
+    """Folder name of a run from Hydra's ``override_dirname`` (``default`` when nothing is overridden)."""
+    name = override_dirname.replace("/", "_").replace("\\", "_").strip()
+    return name or "default"
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("hessdyn.dirname"):
+        OmegaConf.register_new_resolver("hessdyn.dirname", _dirname)
+
+
+def to_object(cfg: DictConfig) -> Any:
+    """Typed dataclass tree of a composed config; runs every schema's value checks (``__post_init__``).
+
+    Keys forced in with ``+key=value`` that the schema does not know are refused too.
+    """
+    cfg = cfg.copy()
+    if "hydra" in cfg:
+        with _writable(cfg):
+            del cfg["hydra"]
+    _refuse_unknown_keys(cfg, "")
+    return OmegaConf.to_object(cfg)
+
+
+def _refuse_unknown_keys(node: Any, path: str) -> None:
+    if not isinstance(node, DictConfig):
+        return
+    object_type = OmegaConf.get_type(node)
+    if dataclasses.is_dataclass(object_type):
+        known = [f.name for f in dataclasses.fields(object_type)]
+        for key in node.keys():
+            if key not in known:
+                where = f"{path}.{key}" if path else str(key)
+                raise HessdynError(
+                    f"unknown config key '{where}' (valid keys{' of ' + path if path else ''}: {', '.join(known)})"
+                )
+    for key in node.keys():
+        _refuse_unknown_keys(node._get_node(key), f"{path}.{key}" if path else str(key))
+
+
+class _writable:
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+
+    def __enter__(self) -> None:
+        self.struct = OmegaConf.is_struct(self.cfg)
+        self.readonly = OmegaConf.is_readonly(self.cfg)
+        OmegaConf.set_struct(self.cfg, False)
+        OmegaConf.set_readonly(self.cfg, False)
+
+    def __exit__(self, *exc: object) -> None:
+        OmegaConf.set_struct(self.cfg, self.struct)
+        OmegaConf.set_readonly(self.cfg, self.readonly)
+
+
+def hashable_config(cfg: DictConfig | dict, exclude: tuple[str, ...] = NON_RESULT_KEYS) -> dict:
+    """Resolved plain-dict config without Hydra's node and without the keys in ``exclude``."""
+    if isinstance(cfg, DictConfig):
+        plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    else:
+        plain = json.loads(json.dumps(cfg))
+    plain.pop("hydra", None)
+    for key in exclude:
+        node = plain
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.get(p, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return plain
+
+
+def config_hash(cfg: DictConfig | dict) -> str:
+    """Short stable hash of the result-relevant part of a training config."""
+    blob = json.dumps(hashable_config(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,550 @@
+"""Typed configuration schemas, registered with Hydra's ConfigStore.
+
+Every config group option (``conf/<group>/<name>.yaml``) extends one of these dataclasses, so a typo
+in a key or a value of the wrong type fails at composition. Value checks that types cannot express
+(a negative learning rate, an empty width list) live in ``__post_init__`` and run when the composed
+config is turned into objects by :func:`hessdyn.config.to_object`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from omegaconf import MISSING
+
+from hessdyn.config.errors import ConfigValueError
+
+
+class Activation(str, Enum):
+    relu = "relu"
+    tanh = "tanh"
+    gelu = "gelu"
+    softplus = "softplus"
+    sigmoid = "sigmoid"
+
+
+class SmoothActivation(str, Enum):
+    sigmoid = "sigmoid"
+    tanh = "tanh"
+    softplus = "softplus"
+
+
+class Norm(str, Enum):
+    batchnorm = "batchnorm"
+    shifted_relu = "shifted_relu"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class DType(str, Enum):
+    float32 = "float32"
+    float64 = "float64"
+
+
+class CheckpointSchedule(str, Enum):
+    every = "every"
+    log = "log"
+    list = "list"
+
+
+class SyntheticKind(str, Enum):
+    gaussian_mixture = "gaussian_mixture"
+    teacher = "teacher"
+
+
+def _positive(value: float | int | None, key: str, allow_none: bool = False, strict: bool = True) -> None:
+    if value is None:
+        if not allow_none:
+            raise ConfigValueError(key, "must be set")
+        return
+    if (strict and value <= 0) or (not strict and value < 0):
+        raise ConfigValueError(key, f"must be {'>' if strict else '>='} 0, got {value}")
+
+
+def _fraction(value: float, key: str) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ConfigValueError(key, f"must be in [0, 1], got {value}")
+
+
+# --------------------------------------------------------------------------------------------- models
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+
+
+@dataclass
+class MLPConfig(ModelConfig):
+    """Fully connected net: input (flattened) -> widths... -> classes."""
+
+    name: str = "mlp"
+    widths: list[int] = field(default_factory=lambda: [64, 64])
+    activation: Activation = Activation.relu
+    bias: bool = True
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if any(w <= 0 for w in self.widths):
+            raise ConfigValueError("model.widths", f"every width must be > 0, got {list(self.widths)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigValueError("model.dropout", f"must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class ThreeLayerConfig(ModelConfig):
+    """input -> hidden -> output with a smooth activation (the Wolkowicz–Styan / HSR net)."""
+
+    name: str = "three_layer"
+    hidden: int = 64
+    activation: SmoothActivation = SmoothActivation.sigmoid
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        _positive(self.hidden, "model.hidden")
+
+
+@dataclass
+class WideResNetConfig(ModelConfig):
+    """WRN-depth-width for 32x32 images (pre-activation blocks)."""
+
+    name: str = "wide_resnet"
+    depth: int = 16
+    width: int = 4
+    norm: Norm = Norm.batchnorm
+    binary_weights: bool = False
+    temperature: float = 1.0
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.depth < 8 or (self.depth - 2) % 6 != 0:
+            raise ConfigValueError(
+                "model.depth", f"must be 6n+2 with n >= 1 (8, 14, 16?..), got {self.depth}"
+            )
+        _positive(self.width, "model.width")
+        _positive(self.temperature, "model.temperature")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigValueError("model.dropout", f"must be in [0, 1), got {self.dropout}")
+
+
+# ------------------------------------------------------------------------------------------- datasets
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    n_train: int | None = None  # seeded subset of the training split; null = all
+    n_test: int | None = None
+    subset_seed: int = 0  # fixed across training seeds: seeds vary init and order, not data
+    normalize: bool = True
+
+    def __post_init__(self) -> None:
+        _positive(self.n_train, "dataset.n_train", allow_none=True)
+        _positive(self.n_test, "dataset.n_test", allow_none=True)
+
+
+@dataclass
+class DigitsConfig(DatasetConfig):
+    """scikit-learn's real 8x8 digits (1,797 images), bundled: needs no files or network."""
+
+    name: str = "digits"
+    test_fraction: float = 0.25
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigValueError("dataset.test_fraction", f"must be in (0, 1), got {self.test_fraction}")
+
+
+@dataclass
+class SyntheticConfig(DatasetConfig):
+    """Gaussian-mixture or teacher-network classification, generated from ``data_seed``."""
+
+    name: str = "synthetic"
+    kind: SyntheticKind = SyntheticKind.gaussian_mixture
+    n_train: int | None = 1024
+    n_test: int | None = 512
+    dim: int = 20
+    num_classes: int = 4
+    separation: float = 2.0  # distance scale of mixture means relative to unit within-class noise
+    teacher_width: int = 32
+    label_noise: float = 0.0  # fraction of training labels replaced by uniformly random labels
+    data_seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_train is None or self.n_test is None:
+            raise ConfigValueError("dataset.n_train", "synthetic data needs explicit n_train and n_test")
+        _positive(self.dim, "dataset.dim")
+        if self.num_classes < 2:
+            raise ConfigValueError("dataset.num_classes", f"must be >= 2, got {self.num_classes}")
+        _positive(self.teacher_width, "dataset.teacher_width")
+        _positive(self.separation, "dataset.separation", strict=False)
+        _fraction(self.label_noise, "dataset.label_noise")
+
+
+@dataclass
+class VisionConfig(DatasetConfig):
+    """torchvision datasets read from a data root (``root``, else $HESSDYN_DATA, else the user cache)."""
+
+    root: str | None = None
+    download: bool = False
+    augment: bool = False  # random crop + horizontal flip; CIFAR only
+
+
+@dataclass
+class MNISTConfig(VisionConfig):
+    name: str = "mnist"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.augment:
+            raise ConfigValueError(
+                "dataset.augment", "augmentation is implemented for CIFAR only; set it to false"
+            )
+
+
+@dataclass
+class FashionMNISTConfig(MNISTConfig):
+    name: str = "fashion_mnist"
+
+
+@dataclass
+class CIFAR10Config(VisionConfig):
+    name: str = "cifar10"
+
+
+@dataclass
+class CIFAR100Config(VisionConfig):
+    name: str = "cifar100"
+
+
+# ----------------------------------------------------------------------------------------- optimizers
+@dataclass
+class OptimizerConfig:
+    name: str = MISSING
+    lr: float = 0.1
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        _positive(self.lr, "optimizer.lr")
+        _positive(self.weight_decay, "optimizer.weight_decay", strict=False)
+
+
+@dataclass
+class SGDConfig(OptimizerConfig):
+    name: str = "sgd"
+
+
+@dataclass
+class MomentumConfig(OptimizerConfig):
+    name: str = "momentum"
+    momentum: float = 0.9
+    nesterov: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigValueError("optimizer.momentum", f"must be in [0, 1), got {self.momentum}")
+
+
+@dataclass
+class AdamConfig(OptimizerConfig):
+    name: str = "adam"
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ConfigValueError(f"optimizer.{key}", f"must be in [0, 1), got {getattr(self, key)}")
+        _positive(self.eps, "optimizer.eps")
+
+
+@dataclass
+class AdamWConfig(AdamConfig):
+    name: str = "adamw"
+    weight_decay: float = 0.01
+
+
+@dataclass
+class RMSpropConfig(OptimizerConfig):
+    name: str = "rmsprop"
+    lr: float = 1e-3
+    alpha: float = 0.99
+    eps: float = 1e-8
+    momentum: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.alpha < 1.0:
+            raise ConfigValueError("optimizer.alpha", f"must be in [0, 1), got {self.alpha}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigValueError("optimizer.momentum", f"must be in [0, 1), got {self.momentum}")
+        _positive(self.eps, "optimizer.eps")
+
+
+# ------------------------------------------------------------------------------------------ schedules
+@dataclass
+class ScheduleConfig:
+    """Learning-rate multiplier over optimizer steps; ``warmup_steps`` ramps linearly from 0."""
+
+    name: str = MISSING
+    warmup_steps: int = 0
+
+    def __post_init__(self) -> None:
+        _positive(self.warmup_steps, "schedule.warmup_steps", strict=False)
+
+
+@dataclass
+class ConstantScheduleConfig(ScheduleConfig):
+    name: str = "constant"
+
+
+@dataclass
+class CosineScheduleConfig(ScheduleConfig):
+    name: str = "cosine"
+    min_lr_ratio: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _fraction(self.min_lr_ratio, "schedule.min_lr_ratio")
+
+
+@dataclass
+class StepScheduleConfig(ScheduleConfig):
+    name: str = "step"
+    milestones: list[int] = field(default_factory=lambda: [])  # steps; empty = every `step_size` steps
+    step_size: int = 1000
+    gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self.step_size, "schedule.step_size")
+        _positive(self.gamma, "schedule.gamma")
+        if any(m <= 0 for m in self.milestones):
+            raise ConfigValueError(
+                "schedule.milestones", f"must be positive steps, got {list(self.milestones)}"
+            )
+
+
+# ------------------------------------------------------------------------------- trainer, checkpoints
+@dataclass
+class TrainerConfig:
+    max_steps: int | None = 500  # optimizer steps; set null and use `epochs` instead if preferred
+    epochs: float | None = None  # used when max_steps is null (fractional epochs allowed)
+    batch_size: int | None = 128  # null = full batch (gradient descent)
+    log_every: int = 10  # steps between train-metric rows
+    eval_every: int = 100  # steps between test-split evaluations (also at every checkpoint)
+    eval_batch_size: int = 2048
+    grad_clip: float | None = None  # max global gradient norm; null = off
+    progress: bool | None = None  # progress bar; null = only when stderr is a terminal
+
+    def __post_init__(self) -> None:
+        if self.max_steps is None and self.epochs is None:
+            raise ConfigValueError("trainer.max_steps", "set trainer.max_steps or trainer.epochs")
+        if self.max_steps is not None and self.epochs is not None:
+            raise ConfigValueError(
+                "trainer.epochs", "set only one of trainer.max_steps and trainer.epochs (the other to null)"
+            )
+        _positive(self.max_steps, "trainer.max_steps", allow_none=True)
+        _positive(self.epochs, "trainer.epochs", allow_none=True)
+        _positive(self.batch_size, "trainer.batch_size", allow_none=True)
+        _positive(self.log_every, "trainer.log_every")
+        _positive(self.eval_every, "trainer.eval_every")
+        _positive(self.eval_batch_size, "trainer.eval_batch_size")
+        _positive(self.grad_clip, "trainer.grad_clip", allow_none=True)
+
+
+@dataclass
+class CheckpointConfig:
+    """Which steps get a checkpoint; step 0 and the last step always do."""
+
+    schedule: CheckpointSchedule = CheckpointSchedule.log
+    every: int = 100  # schedule=every
+    num: int = 20  # schedule=log: about this many log-spaced steps (distinct integers)
+    steps: list[int] = field(default_factory=lambda: [])  # schedule=list
+
+    def __post_init__(self) -> None:
+        _positive(self.every, "checkpoint.every")
+        _positive(self.num, "checkpoint.num")
+        if any(s < 0 for s in self.steps):
+            raise ConfigValueError("checkpoint.steps", f"must be >= 0, got {list(self.steps)}")
+        if self.schedule == CheckpointSchedule.list and not self.steps:
+            raise ConfigValueError(
+                "checkpoint.steps", "checkpoint.schedule=list needs checkpoint.steps=[...]"
+            )
+
+
+# ------------------------------------------------------------------------------------------ analysis
+class Curvature(str, Enum):
+    hessian = "hessian"
+    ggn = "ggn"
+
+
+class Solver(str, Enum):
+    auto = "auto"
+    lanczos = "lanczos"
+    block = "block"
+    dense = "dense"
+
+
+class BatchNormMode(str, Enum):
+    eval = "eval"  # running statistics
+    train = "train"  # batch statistics of the Hessian set's batches
+
+
+class CheckpointSelection(str, Enum):
+    all = "all"
+    every = "every"
+    list = "list"
+
+
+class MetricGroup(str, Enum):
+    spectrum = "spectrum"  # top-k eigenpairs (always on: everything else uses them)
+    bottom = "bottom"  # smallest eigenvalues (negative curvature)
+    trace = "trace"  # tr(H), tr(H^2), Wolkowicz-Styan bound
+    density = "density"  # stochastic Lanczos quadrature
+    trajectory = "trajectory"  # displacement, subspace overlap, aging
+    localization = "localization"  # IPR, layer mass, null models
+    alignment = "alignment"  # gradient / update alignment with the top eigenspace
+    optimizer = "optimizer"  # eta*lambda_max, Adam's preconditioned Hessian
+    reparam = "reparam"  # Dinh et al. alpha-rescaling (ReLU MLPs only)
+
+
+@dataclass
+class AnalysisConfig:
+    name: str = "default"
+    top_k: int = 20
+    bottom_k: int = 3
+    hessian_set: int | None = 1000  # seeded subset of the training split; null = full training set
+    hessian_set_seed: int = 0
+    batch_size: int | None = None  # batch size of the Hessian-set pass; null = one batch
+    tol: float = 1e-3  # relative residual ||Hv - lambda v|| <= tol * |lambda_1|
+    max_hvps: int = 3000
+    solver: Solver = Solver.auto
+    curvature: Curvature = Curvature.hessian
+    batchnorm: BatchNormMode = BatchNormMode.eval
+    include_weight_decay: bool = False
+    warm_start: bool = True
+    checkpoints: CheckpointSelection = CheckpointSelection.all
+    every: int = 1  # checkpoints=every: every n-th checkpoint (first and last always)
+    steps: list[int] = field(default_factory=lambda: [])  # checkpoints=list
+    metrics: list[MetricGroup] = field(
+        default_factory=lambda: [
+            MetricGroup.spectrum,
+            MetricGroup.bottom,
+            MetricGroup.trace,
+            MetricGroup.trajectory,
+            MetricGroup.localization,
+            MetricGroup.alignment,
+            MetricGroup.optimizer,
+        ]
+    )
+    trace_hvps: int = 90  # HVP budget of each Hutch++ estimate (tr H and tr H^2)
+    density_probes: int = 5
+    density_steps: int = 60
+    density_sigma: float = 0.0  # Gaussian broadening; 0 = automatic from the spectrum's range
+    cluster_rtol: float = 1e-2  # eigenvalues closer than this (relative to lambda_max) form a cluster
+    null_random_vectors: int = 200
+    null_init_seeds: int = 3  # architecture-induced null: top eigenvectors at random init
+    reparam_alphas: list[float] = field(default_factory=lambda: [0.1, 0.3, 1.0, 3.0, 10.0])
+    eps_sharpness: float = 1e-3
+    seed: int = 0
+    device: Device = Device.auto
+    dtype: DType = DType.float64
+
+    def __post_init__(self) -> None:
+        _positive(self.top_k, "analysis.top_k")
+        _positive(self.bottom_k, "analysis.bottom_k", strict=False)
+        _positive(self.hessian_set, "analysis.hessian_set", allow_none=True)
+        _positive(self.batch_size, "analysis.batch_size", allow_none=True)
+        _positive(self.tol, "analysis.tol")
+        _positive(self.max_hvps, "analysis.max_hvps")
+        _positive(self.every, "analysis.every")
+        _positive(self.trace_hvps, "analysis.trace_hvps")
+        _positive(self.density_probes, "analysis.density_probes")
+        _positive(self.density_steps, "analysis.density_steps")
+        _positive(self.density_sigma, "analysis.density_sigma", strict=False)
+        _positive(self.cluster_rtol, "analysis.cluster_rtol", strict=False)
+        _positive(self.null_random_vectors, "analysis.null_random_vectors", strict=False)
+        _positive(self.null_init_seeds, "analysis.null_init_seeds", strict=False)
+        _positive(self.eps_sharpness, "analysis.eps_sharpness")
+        if any(a <= 0 for a in self.reparam_alphas):
+            raise ConfigValueError(
+                "analysis.reparam_alphas", f"must all be > 0, got {list(self.reparam_alphas)}"
+            )
+        if self.checkpoints == CheckpointSelection.list and not self.steps:
+            raise ConfigValueError("analysis.steps", "analysis.checkpoints=list needs analysis.steps=[...]")
+
+
+# -------------------------------------------------------------------------------------------- report
+@dataclass
+class ReportConfig:
+    group_by: str = (
+        "optimizer"  # a config key of the runs: a group choice (optimizer) or a key (optimizer.lr)
+    )
+    formats: list[str] = field(default_factory=lambda: ["png"])  # png, svg, pdf
+    log_x: bool = False  # log-scaled step axis
+    band: float = 0.95  # confidence level of the band over seeds
+    top_ranks: int = 5  # eigenvalue curves / IPR curves drawn for ranks 1..top_ranks
+    density_snapshots: int = 4
+
+    def __post_init__(self) -> None:
+        allowed = {"png", "svg", "pdf"}
+        bad = [f for f in self.formats if f not in allowed]
+        if bad or "png" not in self.formats:
+            raise ConfigValueError(
+                "report.formats", f"choose from {sorted(allowed)} and keep png, got {list(self.formats)}"
+            )
+        if not 0.0 < self.band < 1.0:
+            raise ConfigValueError("report.band", f"must be in (0, 1), got {self.band}")
+        _positive(self.top_ranks, "report.top_ranks")
+        _positive(self.density_snapshots, "report.density_snapshots", strict=False)
+
+
+# -------------------------------------------------------------------------------------- primary configs
+@dataclass
+class TrainConfig:
+    """Primary config of ``hessdyn train`` (and of the ``hessdyn run`` pipeline)."""
+
+    model: Any = MISSING
+    dataset: Any = MISSING
+    optimizer: Any = MISSING
+    schedule: Any = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    name: str = "default"  # experiment name: runs go to ${out_dir}/${name}/<overrides>
+    out_dir: str = "results"
+    seed: int = 0
+    device: Device = Device.auto
+    dtype: DType = DType.float32
+    deterministic: bool = True  # torch.use_deterministic_algorithms (bit-identical CPU reruns)
+
+
+@dataclass
+class AnalyzeConfig:
+    """Primary config of ``hessdyn analyze``."""
+
+    run_dir: str | None = None
+    sweep_dir: str | None = None
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    force: bool = False  # recompute checkpoints already analyzed with this exact analysis config
+
+
+@dataclass
+class ReportCommandConfig:
+    """Primary config of ``hessdyn report``."""
+
+    sweep_dir: str | None = None
+    run_dirs: list[str] = field(default_factory=lambda: [])
+    out: str | None = None  # default: SWEEP_DIR/report (or the first run's parent /report)
+    report: ReportConfig = field(default_factory=ReportConfig)
