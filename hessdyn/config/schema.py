@@ -113,7 +113,7 @@ class WideResNetConfig(ModelConfig):
     """WRN-depth-width for 32x32 images (pre-activation blocks)."""
 
     name: str = "wide_resnet"
-    depth: int = 16
+    depth: int = 20  # (depth - 2) / 6 blocks per stage, as in McDonnell et al. 2019 (20-10)
     width: int = 4
     norm: Norm = Norm.batchnorm
     binary_weights: bool = False
@@ -123,7 +123,7 @@ class WideResNetConfig(ModelConfig):
     def __post_init__(self) -> None:
         if self.depth < 8 or (self.depth - 2) % 6 != 0:
             raise ConfigValueError(
-                "model.depth", f"must be 6n+2 with n >= 1 (8, 14, 16?..), got {self.depth}"
+                "model.depth", f"must be 6n+2 with n >= 1 (8, 14, 20, 26, ...), got {self.depth}"
             )
         _positive(self.width, "model.width")
         _positive(self.temperature, "model.temperature")

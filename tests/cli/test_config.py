@@ -1,0 +1,103 @@
+"""Every config option composes; bad overrides fail at start with one line naming the key and choices."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from hessdyn.commands.preflight import preflight
+from hessdyn.config.errors import HessdynError
+from hessdyn.config.store import GROUP_SCHEMAS
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", sorted(GROUP_SCHEMAS))
+def test_group_options_on_disk_match_schemas(group: str) -> None:
+    assert _options(group) == sorted(GROUP_SCHEMAS[group])
+
+
+@pytest.mark.parametrize(
+    "override", [f"{g}={o}" for g in sorted(GROUP_SCHEMAS) for o in _options(g)] + [f"analysis={o}" for o in _options("analysis")]
+)
+def test_every_option_composes_and_validates(override: str) -> None:
+    assert preflight("train", [override], multirun=False, check=None) == 1
+
+
+@pytest.mark.parametrize("experiment", _options("experiment"))
+def test_every_experiment_composes(experiment: str) -> None:
+    assert preflight("train", [f"experiment={experiment}"], multirun=False, check=None) == 1
+
+
+def test_multirun_expands_every_job() -> None:
+    assert preflight("train", ["optimizer=sgd,adam", "seed=0,1,2"], multirun=True, check=None) == 6
+
+
+@pytest.mark.parametrize(
+    ("override", "pattern"),
+    [
+        ("model=resnet", r"unknown model 'resnet' \(choose from: mlp, three_layer, wide_resnet\)"),
+        ("optimizer=adagrad", r"unknown optimizer 'adagrad' \(choose from: adam, adamw, momentum, rmsprop, sgd\)"),
+        ("model.activation=swish", r"invalid value for 'model.activation': 'swish' \(choose from: relu, tanh, gelu, softplus, sigmoid\)"),
+        ("optimizer.lr=-0.1", r"invalid value for 'optimizer.lr': must be > 0, got -0.1"),
+        ("optimizer.lrr=0.1", r"unknown config key 'optimizer.lrr' \(valid keys of optimizer: name, lr, weight_decay\)"),
+        ("trainer.batch_size=big", r"invalid value for 'trainer.batch_size': 'big' is not a valid integer"),
+        ("checkpoint.schedule=sometimes", r"invalid value for 'checkpoint.schedule': 'sometimes' \(choose from: every, log, list\)"),
+        ("+typo_key=1", r"unknown config key 'typo_key'"),
+        ("device=tpu", r"invalid value for 'device': 'tpu' \(choose from: auto, cpu, cuda\)"),
+        ("model.widths=[64,0]", r"invalid value for 'model.widths'"),
+        ("seed==1", r"cannot parse override"),
+    ],
+)
+def test_bad_override_is_one_clear_line(override: str, pattern: str) -> None:
+    with pytest.raises(HessdynError) as info:
+        preflight("train", [override], multirun=False, check=None)
+    message = str(info.value)
+    assert "\n" not in message
+    assert re.search(pattern, message), message
+
+
+def test_bad_value_inside_a_sweep_is_caught_before_any_job() -> None:
+    with pytest.raises(HessdynError, match="optimizer.lr"):
+        preflight("train", ["optimizer.lr=0.1,-1"], multirun=True, check=None)
+
+
+def test_cli_bad_override_exits_2_with_one_line(run_cli) -> None:
+    proc = run_cli("train", "model.activation=swish")
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines == [
+        "hessdyn: error: invalid value for 'model.activation': 'swish' (choose from: relu, tanh, gelu, softplus, sigmoid)"
+    ]
+
+
+def test_cli_help_lists_commands_and_unknown_command(run_cli) -> None:
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    for command in ("train",):
+        assert re.search(rf"^\s+{command}\s", proc.stdout, flags=re.M)
+    bad = run_cli("trian")
+    assert bad.returncode == 2 and "unknown command 'trian'" in bad.stderr
+
+
+def test_train_help_lists_every_group_option(run_cli) -> None:
+    proc = run_cli("train", "--help")
+    assert proc.returncode == 0, proc.stderr
+    for group in GROUP_SCHEMAS:
+        line = re.search(rf"^\s+{group}:\s+(.*)$", proc.stdout, flags=re.M)
+        assert line, f"{group} missing from help"
+        assert sorted(x.strip() for x in line.group(1).split(",")) == _options(group)
+    experiments = re.search(r"^\s+experiment:\s+(.*)$", proc.stdout, flags=re.M).group(1)
+    assert sorted(x.strip() for x in experiments.split(",")) == _options("experiment")
+
+
+def test_cfg_job_prints_composed_config(run_cli) -> None:
+    proc = run_cli("train", "optimizer=adam", "optimizer.lr=0.003", "--cfg", "job")
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^optimizer:\n  name: adam\n  lr: 0.003", proc.stdout, flags=re.M)
