@@ -1,0 +1,57 @@
+"""Dinh et al. (2017) α-rescaling of ReLU MLPs and sharpness measures, with which of them are invariant.
+
+Pure functions of models, flat parameter vectors and symmetric operators; no files, no configuration.
+"""
+
+from hessdyn.reparam.flat_loss import FlatLoss, LossHessian
+from hessdyn.reparam.operators import (
+    DenseOperator,
+    DiagonalConjugated,
+    SymmetricOperator,
+    TopEigenpair,
+    lanczos_top_eigenvalue,
+)
+from hessdyn.reparam.rescaling import (
+    AlphaRescaling,
+    AlphaScaling,
+    alpha_grid,
+    alpha_rescale,
+    max_output_difference,
+    predicted_rescaled_hessian,
+    predicted_rescaled_operator,
+    rescalable_layers,
+)
+from hessdyn.reparam.sharpness import (
+    EpsilonSharpness,
+    SharpnessMeasures,
+    epsilon_sharpness,
+    local_top_eigenvalue,
+    quadratic_form,
+    scale_invariant_operator,
+    sharpness_measures,
+)
+
+__all__ = [
+    "AlphaRescaling",
+    "AlphaScaling",
+    "DenseOperator",
+    "DiagonalConjugated",
+    "EpsilonSharpness",
+    "FlatLoss",
+    "LossHessian",
+    "SharpnessMeasures",
+    "SymmetricOperator",
+    "TopEigenpair",
+    "alpha_grid",
+    "alpha_rescale",
+    "epsilon_sharpness",
+    "lanczos_top_eigenvalue",
+    "local_top_eigenvalue",
+    "max_output_difference",
+    "predicted_rescaled_hessian",
+    "predicted_rescaled_operator",
+    "quadratic_form",
+    "rescalable_layers",
+    "scale_invariant_operator",
+    "sharpness_measures",
+]
