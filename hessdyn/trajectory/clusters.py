@@ -7,8 +7,6 @@ a subspace (see :mod:`hessdyn.trajectory.matching`).
 
 from __future__ import annotations
 
-import numpy as np
-
 from hessdyn.trajectory._blocks import ArrayLike, as_eigenvalues
 
 DEFAULT_CLUSTER_RTOL = 1e-3
@@ -53,12 +51,3 @@ def degenerate_clusters(
 def singleton_clusters(k: int) -> tuple[tuple[int, ...], ...]:
     """The trivial partition of ``k`` ranks, used when no eigenvalues are given."""
     return tuple((rank,) for rank in range(k))
-
-
-def cluster_of(clusters: tuple[tuple[int, ...], ...]) -> np.ndarray:
-    """Map each rank to the index of its cluster: ``(k,)`` int array."""
-    k = sum(len(cluster) for cluster in clusters)
-    owner = np.empty(k, dtype=np.int64)
-    for index, cluster in enumerate(clusters):
-        owner[list(cluster)] = index
-    return owner
