@@ -252,9 +252,9 @@ def load_cifar(spec: CifarSpec, cfg: Any, device: torch.device, dtype: torch.dty
             files[name] = {
                 "bytes": path.stat().st_size,
                 "md5": digest,
-                "md5_matches_official": digest == official.get(name),
+                "official_content": digest == official.get(name),
             }
-    mismatched = [name for name, entry in files.items() if not entry["md5_matches_official"]]
+    mismatched = [name for name, entry in files.items() if not entry["official_content"]]
     if mismatched:
         log.warning(
             "%s files in %s differ from the official release's md5 (%s); loading them since their structure is valid",

@@ -41,7 +41,7 @@ def test_cifar10_loads_genuine_format_files_that_fail_the_md5(
     assert np.array_equal(_pixels(data.train.x), x_tr) and np.array_equal(_pixels(data.test.x), x_te)
     assert data.train.y.tolist() == y_tr.tolist() and data.test.y.tolist() == y_te.tolist()
     assert data.info["classes"] == [f"class{i}" for i in range(10)]
-    assert data.info["files"]["data_batch_1"]["md5_matches_official"] is False
+    assert data.info["files"]["data_batch_1"]["official_content"] is False
     assert data.info["integrity"].startswith(
         "md5 differs from the official release: data_batch_1, data_batch_2"
     )
