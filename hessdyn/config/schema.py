@@ -495,6 +495,8 @@ class ReportConfig:
     band: float = 0.95  # confidence level of the band over seeds
     top_ranks: int = 5  # eigenvalue curves / IPR curves drawn for ranks 1..top_ranks
     density_snapshots: int = 4
+    batch_curves: bool = True  # also draw the minibatch running-mean loss/accuracy as thin lines
+    analysis_name: str = "default"  # which analysis to read: analysis/ (default) or analysis-<name>/
 
     def __post_init__(self) -> None:
         allowed = {"png", "svg", "pdf"}
