@@ -43,5 +43,12 @@ COMMANDS: dict[str, Command] = {
             "hessdyn.training.command:train_task",
             "hessdyn.training.command:check_train_job",
         ),
+        Command(
+            "report",
+            "report",
+            "figures and an HTML report comparing groups of runs (mean and band over seeds)",
+            "hessdyn.report.command:report_task",
+            "hessdyn.report.command:check_report_job",
+        ),
     ]
 }

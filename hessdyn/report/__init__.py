@@ -1,0 +1,28 @@
+"""``hessdyn report``: figures, the CSV behind each, and an HTML page comparing groups of runs.
+
+Modules, in the order data flows through them:
+
+* :mod:`~hessdyn.report.runs` finds run directories and labels each by the group-by config key;
+* :mod:`~hessdyn.report.tables` reads every run's ``metrics/train.csv`` and analysis tables;
+* :mod:`~hessdyn.report.aggregate` turns them into tidy frames of mean and band over seeds;
+* :mod:`~hessdyn.report.figures` draws one figure per function (with :mod:`~hessdyn.report.style`);
+* :mod:`~hessdyn.report.page` renders ``index.html``; :mod:`~hessdyn.report.provenance` the settings;
+* :mod:`~hessdyn.report.build` writes the folder aside and swaps it in; :mod:`~hessdyn.report.command`
+  is the Hydra task.
+
+Decisions a reader of the figures should know:
+
+* Band: two-sided t-interval of the mean over the seeds of a group, at ``report.band`` (95%), from the
+  runs with a finite value at that point; one seed gives a line without band.
+* Means use completed and running runs (a running run up to its current step). Diverged and failed
+  runs are listed in the runs table and drawn individually (thin dashed line ending in ×) in every
+  step-indexed line figure, training and curvature alike, so the approach to divergence stays visible;
+  they enter no mean, band, heatmap, stacked area or summary. The summary table uses completed runs.
+* Curvature figures use the analyzed runs only; a run not analyzed yet is listed and left out of them.
+* A figure whose data no run has is not drawn; the page lists it as not computed.
+"""
+
+from hessdyn.report.build import ReportResult, build_report
+from hessdyn.report.runs import RunInfo, discover_runs
+
+__all__ = ["ReportResult", "RunInfo", "build_report", "discover_runs"]

@@ -1,0 +1,453 @@
+"""Aggregation over seeds: tidy frames of mean, spread and confidence band per group.
+
+The band is a two-sided t-interval for the mean over seeds, ``mean ± t_{(1+level)/2, n-1} · sd / sqrt(n)``
+with the sample standard deviation ``sd`` (ddof=1) of the ``n`` runs that have a finite value; with one
+run there is no band (``sd``, ``lo``, ``hi`` are NaN). Runs that diverged or failed (and runs without a
+``run.json``) do not enter means; :func:`seed_series` returns their values as rows of their own, with
+``run`` set, so figures can draw them individually.
+
+Every frame returned here has the columns ``group, <keys...>, metric, mean, sd, lo, hi, n, run``
+(``run`` empty for aggregates); these are the CSV files beside the figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from hessdyn.report.tables import SweepTables, has_values
+
+STATS = ["mean", "sd", "lo", "hi", "n"]
+IN_MEANS = ("completed", "running")
+
+
+def t_band(values: Sequence[float] | np.ndarray, level: float) -> tuple[float, float, float, float, int]:
+    """``(mean, sd, lo, hi, n)`` of the finite ``values``; the band is the t-interval at ``level``."""
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    n = int(x.shape[0])
+    if n == 0:
+        return np.nan, np.nan, np.nan, np.nan, 0
+    mean = float(x.mean())
+    if n == 1:
+        return mean, np.nan, np.nan, np.nan, 1
+    sd = float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + level / 2.0, n - 1)) * sd / np.sqrt(n)
+    return mean, sd, mean - half, mean + half, n
+
+
+def empty(keys: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame(columns=["group", *keys, "metric", *STATS, "run"])
+
+
+def per_run(frame: pd.DataFrame, keys: Sequence[str], value: str) -> pd.DataFrame:
+    """One value per run and key combination: the mean of the finite values of ``value`` (e.g. over ranks)."""
+    cols = ["run", "group", "status", *keys]
+    sub = frame[cols + [value]].copy()
+    sub[value] = pd.to_numeric(sub[value], errors="coerce").replace([np.inf, -np.inf], np.nan)
+    sub = sub.dropna(subset=[value, *keys])
+    return sub.groupby(cols, sort=True, dropna=False)[value].mean().reset_index()
+
+
+def seed_series(
+    frame: pd.DataFrame, keys: Sequence[str], value: str, metric: str, level: float, individual: bool = True
+) -> pd.DataFrame:
+    """Mean and band over the runs of each group at each key combination (e.g. ``step``, ``rank``).
+
+    ``frame`` holds rows of many runs (columns ``run, group, status``, ``keys`` and ``value``); rows of one
+    run sharing a key combination are averaged first. Runs outside the means (diverged, failed) come back
+    as rows with ``run`` set, ``mean`` = their value and ``n`` = 1, unless ``individual`` is False.
+    """
+    keys = list(keys)
+    if frame.empty or value not in frame.columns or any(k not in frame.columns for k in keys):
+        return empty(keys)
+    runs = per_run(frame, keys, value)
+    if runs.empty:
+        return empty(keys)
+    inside = runs[runs["status"].isin(IN_MEANS)]
+    rows = []
+    for key, part in inside.groupby(["group", *keys], sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        mean, sd, lo, hi, n = t_band(part[value].to_numpy(), level)
+        rows.append((*key, metric, mean, sd, lo, hi, n, ""))
+    if individual:
+        outside = runs[~runs["status"].isin(IN_MEANS)]
+        for _, r in outside.iterrows():
+            rows.append(
+                (r["group"], *(r[k] for k in keys), metric, r[value], np.nan, np.nan, np.nan, 1, r["run"])
+            )
+    return pd.DataFrame(rows, columns=["group", *keys, "metric", *STATS, "run"])
+
+
+def combine(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=["group", "metric", *STATS, "run"])
+    out = pd.concat(frames, ignore_index=True, sort=False)
+    stat_cols = ["metric", *STATS, "run"]
+    return out[[c for c in out.columns if c not in stat_cols] + stat_cols]
+
+
+def leading(frame: pd.DataFrame, ranks: int) -> pd.DataFrame:
+    """Rows of the ``ranks`` leading eigenvectors: ``rank`` below the smallest rank present + ``ranks``
+    (so 1-based and 0-based rank columns both work)."""
+    if "rank" not in frame.columns or frame.empty:
+        return frame
+    rank = pd.to_numeric(frame["rank"], errors="coerce")
+    first = rank.min()
+    return frame[(rank >= first) & (rank < first + ranks)]
+
+
+# ------------------------------------------------------------------------------------------ training
+def training_data(tables: SweepTables, level: float, batch: bool = True) -> pd.DataFrame:
+    """Loss (mean cross-entropy, nats) and accuracy (fraction) per ``split`` and ``source``.
+
+    ``source=eval`` rows evaluate the whole split; ``source=batch`` rows are the running mean over the
+    minibatches since the previous row (train split only).
+    """
+    train = tables.train
+    if train.empty or "source" not in train.columns or "split" not in train.columns:
+        return empty(["step", "split", "source"])
+    sources = ["eval", "batch"] if batch else ["eval"]
+    train = train[train["source"].isin(sources)]
+    return combine(
+        [seed_series(train, ["step", "split", "source"], m, m, level) for m in ("loss", "accuracy")]
+    )
+
+
+# --------------------------------------------------------------------------------------- curvature
+def _top_spectrum(tables: SweepTables) -> pd.DataFrame:
+    spectrum = tables.table("spectrum")
+    if "which" in spectrum.columns:
+        spectrum = spectrum[spectrum["which"].fillna("top") == "top"]
+    return spectrum
+
+
+def eigenvalue_data(tables: SweepTables, ranks: int, level: float) -> pd.DataFrame:
+    """Top eigenvalues (loss-Hessian units) of ranks 1..``ranks`` per step, plus ``summary.csv``'s
+    ``stability_threshold`` (2/η for SGD, (2 + 2β)/η with momentum; empty for adaptive optimizers)."""
+    spectrum = leading(_top_spectrum(tables), ranks)
+    frames = [seed_series(spectrum, ["step", "rank"], "eigenvalue", "eigenvalue", level)]
+    summary = tables.table("summary")
+    frames.append(
+        seed_series(summary, ["step"], "stability_threshold", "stability_threshold", level, individual=False)
+    )
+    return combine(frames)
+
+
+def stability_data(tables: SweepTables, level: float) -> pd.DataFrame:
+    """λmax against ``stability_threshold`` (SGD, momentum), Adam's preconditioned λmax against
+    ``precond_threshold`` = (2 + 2β1)/((1 − β1)η), and ``stability_ratio`` per run and step: value /
+    threshold (λmax·η/2 for SGD; 1 = the stability edge)."""
+    summary = tables.table("summary").copy()
+    if summary.empty:
+        return empty(["step"])
+    frames = []
+    has_sgd = has_values(summary, "stability_threshold") and "lambda_max" in summary.columns
+    has_adam = has_values(summary, "precond_threshold") and "precond_lambda_max" in summary.columns
+    ratio = pd.Series(np.nan, index=summary.index)
+    if has_sgd:
+        applies = summary[pd.to_numeric(summary["stability_threshold"], errors="coerce").notna()]
+        frames += [seed_series(applies, ["step"], c, c, level) for c in ("lambda_max", "stability_threshold")]
+        ratio = summary["lambda_max"] / summary["stability_threshold"]
+    if has_adam:
+        frames += [
+            seed_series(summary, ["step"], c, c, level) for c in ("precond_lambda_max", "precond_threshold")
+        ]
+        ratio = ratio.fillna(summary["precond_lambda_max"] / summary["precond_threshold"])
+    summary["stability_ratio"] = ratio
+    frames.append(seed_series(summary, ["step"], "stability_ratio", "stability_ratio", level))
+    return combine(frames)
+
+
+def ws_data(tables: SweepTables, level: float) -> pd.DataFrame:
+    """λmax beside its Wolkowicz–Styan upper bound (with the bound's estimator standard error, if any)
+    and the ratio λmax / bound (≤ 1 up to estimation error)."""
+    summary = tables.table("summary").copy()
+    if (
+        not has_values(summary, "lambda_max_over_ws")
+        and has_values(summary, "ws_bound")
+        and "lambda_max" in summary.columns
+    ):
+        summary["lambda_max_over_ws"] = summary["lambda_max"] / summary["ws_bound"]
+    return combine(
+        [
+            seed_series(summary, ["step"], c, c, level)
+            for c in ("lambda_max", "ws_bound", "ws_bound_se", "lambda_max_over_ws")
+        ]
+    )
+
+
+def trace_data(tables: SweepTables, level: float) -> pd.DataFrame:
+    """Hutch++ estimate of tr(H) per step (sum of all eigenvalues, loss-Hessian units)."""
+    return combine([seed_series(tables.table("summary"), ["step"], "trace", "trace", level)])
+
+
+def alignment_data(tables: SweepTables, level: float) -> pd.DataFrame:
+    """Fraction ``||P g||² / ||g||²`` of the gradient and of the update in the top-k eigenspace."""
+    summary = tables.table("summary")
+    return combine(
+        [seed_series(summary, ["step"], c, c, level) for c in ("grad_alignment", "update_alignment")]
+    )
+
+
+# -------------------------------------------------------------------------------------- trajectory
+def _pairs(tables: SweepTables, metric: str) -> pd.DataFrame:
+    traj = tables.table("trajectory")
+    if traj.empty or "metric" not in traj.columns:
+        return traj.iloc[0:0]
+    return traj[traj["metric"] == metric]
+
+
+def _run_steps(tables: SweepTables) -> dict[str, np.ndarray]:
+    """Analyzed checkpoint steps of each run (from the trajectory table's pairs)."""
+    traj = tables.table("trajectory")
+    out: dict[str, np.ndarray] = {}
+    if traj.empty or "step_a" not in traj.columns:
+        return out
+    for run, part in traj.groupby("run"):
+        out[str(run)] = np.unique(np.concatenate([part["step_a"].dropna(), part["step_b"].dropna()]))
+    return out
+
+
+def consecutive(tables: SweepTables, frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``frame`` whose ``(step_a, step_b)`` are consecutive analyzed checkpoints of their run."""
+    steps = _run_steps(tables)
+    keep = [(run, a, b) for run, s in steps.items() for a, b in zip(s[:-1], s[1:], strict=True)]
+    if not keep or frame.empty:
+        return frame.iloc[0:0]
+    pairs = pd.DataFrame(keep, columns=["run", "step_a", "step_b"])
+    return frame.merge(pairs, on=["run", "step_a", "step_b"], how="inner")
+
+
+def displacement_data(tables: SweepTables, ranks: int, level: float) -> pd.DataFrame:
+    """Eigenvector displacement ``2(1 − |overlap|)`` between consecutive checkpoints, averaged over ranks
+    1..``ranks``, at the later checkpoint ``step_b``: matched (cluster-aware) and rank by rank."""
+    frames = []
+    for metric in ("displacement_matched", "displacement_ranked"):
+        rows = leading(consecutive(tables, _pairs(tables, metric)), ranks)
+        frames.append(seed_series(rows.rename(columns={"step_b": "step"}), ["step"], "value", metric, level))
+    return combine(frames)
+
+
+def endpoint_overlap_data(tables: SweepTables, level: float) -> pd.DataFrame:
+    """Subspace overlap of each checkpoint's top-k space with the first (``with=first``, at ``step_b``)
+    and the last checkpoint (``with=last``, at ``step_a``)."""
+    pairs = _pairs(tables, "subspace_overlap")
+    steps = _run_steps(tables)
+    if pairs.empty or not steps:
+        return empty(["with", "step"])
+    first = pairs[pairs["step_a"] == pairs["run"].map(lambda r: steps[r][0])]
+    last = pairs[pairs["step_b"] == pairs["run"].map(lambda r: steps[r][-1])]
+    a = seed_series(
+        first.rename(columns={"step_b": "step"}).assign(**{"with": "first"}),
+        ["with", "step"],
+        "value",
+        "subspace_overlap",
+        level,
+    )
+    b = seed_series(
+        last.rename(columns={"step_a": "step"}).assign(**{"with": "last"}),
+        ["with", "step"],
+        "value",
+        "subspace_overlap",
+        level,
+    )
+    return combine([a, b])
+
+
+def two_time_data(tables: SweepTables, level: float) -> pd.DataFrame:
+    """``C(t_w, t_w + τ)``: subspace overlap of the top-k spaces at ``t_w`` and ``t = t_w + τ`` (all pairs,
+    mean over the seeds in means; 1 = same subspace)."""
+    pairs = _pairs(tables, "subspace_overlap")
+    if pairs.empty:
+        return empty(["t_w", "t", "tau"])
+    pairs = pairs.rename(columns={"step_a": "t_w", "step_b": "t"})
+    pairs = pairs.assign(tau=pairs["t"] - pairs["t_w"])
+    return combine(
+        [seed_series(pairs, ["t_w", "t", "tau"], "value", "subspace_overlap", level, individual=False)]
+    )
+
+
+# ------------------------------------------------------------------------------------ localization
+def ipr_data(tables: SweepTables, ranks: int, level: float) -> pd.DataFrame:
+    """Normalized IPR ``P·Σv⁴/3`` (≈ 1 for a random unit vector) of ranks 1..``ranks`` per step."""
+    spectrum = leading(_top_spectrum(tables), ranks)
+    return combine([seed_series(spectrum, ["step", "rank"], "ipr_normalized", "ipr_normalized", level)])
+
+
+def null_band_data(tables: SweepTables, ranks: int) -> pd.DataFrame:
+    """Null models of the normalized IPR per group and null (``random``, ``architecture``): mean and
+    standard deviation over all null samples (seeds and ranks 1..``ranks``) of the group's runs;
+    ``lo``/``hi`` = mean ∓ sd, ``n`` = number of samples."""
+    nulls = tables.table("nulls")
+    if not has_values(nulls, "ipr_normalized") or "null" not in nulls.columns:
+        return empty(["null"])
+    if has_values(nulls, "rank"):
+        ranked = nulls["rank"].notna()
+        nulls = pd.concat([leading(nulls[ranked], ranks), nulls[~ranked]])
+    rows = []
+    for (group, null), part in nulls.groupby(["group", "null"], sort=True):
+        x = pd.to_numeric(part["ipr_normalized"], errors="coerce").to_numpy(dtype=float)
+        x = x[np.isfinite(x)]
+        if x.size == 0:
+            continue
+        sd = float(x.std(ddof=1)) if x.size > 1 else 0.0
+        mean = float(x.mean())
+        rows.append((group, null, "ipr_normalized_null", mean, sd, mean - sd, mean + sd, int(x.size), ""))
+    return pd.DataFrame(rows, columns=["group", "null", "metric", *STATS, "run"])
+
+
+def layer_mass_data(tables: SweepTables, ranks: int, level: float, max_params: int = 9) -> pd.DataFrame:
+    """Share of the leading eigenvectors' squared mass in each parameter tensor per step, averaged over
+    ranks 1..``ranks`` and seeds (shares sum to 1 per group and step). Beyond ``max_params`` tensors
+    per group the smallest are summed into ``other``."""
+    mass = leading(tables.table("layer_mass"), ranks)
+    if not has_values(mass, "mass") or "param" not in mass.columns:
+        return empty(["step", "param"])
+    mass = mass[mass["status"].isin(IN_MEANS)]
+    order = {p: i for i, p in enumerate(dict.fromkeys(mass["param"]))}
+    frames = []
+    for _group, part in mass.groupby("group", sort=True):
+        total = part.groupby("param")["mass"].mean()
+        if len(total) > max_params:
+            small = set(total.sort_values(ascending=False).index[max_params - 1 :])
+            part = part.assign(param=part["param"].where(~part["param"].isin(small), "other"))
+            # the "other" share of a run at a step is the sum of its small tensors' shares
+            part = part.groupby(["run", "group", "status", "step", "rank", "param"], as_index=False)[
+                "mass"
+            ].sum()
+        frames.append(seed_series(part, ["step", "param"], "mass", "mass", level, individual=False))
+    out = combine(frames)
+    out["_order"] = out["param"].map(lambda p: order.get(p, len(order)))
+    return out.sort_values(["group", "step", "_order"]).drop(columns="_order").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------- density
+def density_data(tables: SweepTables, snapshots: int, level: float, grid_points: int = 200) -> pd.DataFrame:
+    """Spectral density (SLQ, per unit eigenvalue) at up to ``snapshots`` checkpoints per group (first
+    and last included, evenly spaced in between), each run interpolated on a common eigenvalue grid
+    (density 0 outside its own grid) before the mean over seeds."""
+    density = tables.table("density")
+    if not has_values(density, "density") or snapshots == 0:
+        return empty(["step", "eigenvalue"])
+    density = density[density["status"].isin(IN_MEANS)].dropna(subset=["step", "eigenvalue", "density"])
+    frames = []
+    for group, part in density.groupby("group", sort=True):
+        steps = np.unique(part["step"])
+        pick = steps[
+            np.unique(np.round(np.linspace(0, len(steps) - 1, min(snapshots, len(steps)))).astype(int))
+        ]
+        for step in pick:
+            at = part[part["step"] == step]
+            grid = np.linspace(at["eigenvalue"].min(), at["eigenvalue"].max(), grid_points)
+            rows = []
+            for run, r in at.groupby("run"):
+                r = r.sort_values("eigenvalue")
+                values = np.interp(grid, r["eigenvalue"], r["density"], left=0.0, right=0.0)
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "run": run,
+                            "group": group,
+                            "status": "completed",
+                            "step": step,
+                            "eigenvalue": grid,
+                            "density": values,
+                        }
+                    )
+                )
+            frames.append(
+                seed_series(
+                    pd.concat(rows), ["step", "eigenvalue"], "density", "density", level, individual=False
+                )
+            )
+    return combine(frames)
+
+
+# ---------------------------------------------------------------------------------------- reparam
+REPARAM_METRICS = ("lambda_max", "trace", "eps_sharpness", "theta_h_theta", "scaled_lambda_max")
+
+
+def reparam_data(tables: SweepTables, level: float) -> pd.DataFrame:
+    """Sharpness measures of the α-rescaled (function-preserving) nets against α at each run's last
+    analyzed step: λmax, tr H, ε-sharpness and the scale-invariant θᵀHθ and λmax(diag|θ| H diag|θ|).
+    Only runs in means (a diverged run's last step is not comparable)."""
+    reparam = tables.table("reparam")
+    if not has_values(reparam, "alpha"):
+        return empty(["alpha"])
+    if "step" in reparam.columns:
+        last = reparam.groupby("run")["step"].transform("max")
+        reparam = reparam[reparam["step"] == last]
+    return combine(
+        [
+            seed_series(reparam, ["alpha"], m, m, level, individual=False)
+            for m in REPARAM_METRICS
+            if has_values(reparam, m)
+        ]
+    )
+
+
+# ---------------------------------------------------------------------------------------- summary
+SUMMARY_METRICS: dict[str, str] = {
+    "final_train_loss": "final train loss",
+    "final_test_loss": "final test loss",
+    "final_train_accuracy": "final train accuracy",
+    "final_test_accuracy": "final test accuracy",
+    "final_lambda_max": "final λmax",
+    "final_lambda_max_over_ws": "final λmax / WS bound",
+    "mean_displacement": "mean displacement (matched)",
+    "final_ipr_normalized": "final normalized IPR",
+}
+
+
+def _last(frame: pd.DataFrame, value: str) -> pd.DataFrame:
+    """Each run's value at its last step with a finite value."""
+    if not has_values(frame, value):
+        return frame.iloc[0:0]
+    sub = frame.dropna(subset=[value])
+    sub = sub[np.isfinite(pd.to_numeric(sub[value], errors="coerce"))]
+    last = sub.groupby("run")["step"].transform("max")
+    return sub[sub["step"] == last]
+
+
+def summary_data(tables: SweepTables, ranks: int, level: float) -> pd.DataFrame:
+    """Final metrics per group over its completed runs (columns ``group, metric, mean, sd, lo, hi, n``).
+
+    Final = at each run's last evaluated / analyzed step; the displacement is averaged over consecutive
+    checkpoint pairs and ranks 1..``ranks``; the IPR over ranks 1..``ranks`` at the last analyzed step.
+    """
+    parts: list[pd.DataFrame] = []
+
+    def add(frame: pd.DataFrame, value: str, metric: str) -> None:
+        if frame.empty or value not in frame.columns:
+            return
+        done = frame[frame["status"] == "completed"].assign(_k=0)
+        parts.append(seed_series(done, ["_k"], value, metric, level, individual=False).drop(columns="_k"))
+
+    train = tables.train
+    if not train.empty and {"source", "split"} <= set(train.columns):
+        evals = train[train["source"] == "eval"]
+        for split in ("train", "test"):
+            rows = evals[evals["split"] == split]
+            add(_last(rows, "loss"), "loss", f"final_{split}_loss")
+            add(_last(rows, "accuracy"), "accuracy", f"final_{split}_accuracy")
+    summary = tables.table("summary").copy()
+    add(_last(summary, "lambda_max"), "lambda_max", "final_lambda_max")
+    if not has_values(summary, "lambda_max_over_ws") and has_values(summary, "ws_bound"):
+        summary["lambda_max_over_ws"] = summary["lambda_max"] / summary["ws_bound"]
+    add(_last(summary, "lambda_max_over_ws"), "lambda_max_over_ws", "final_lambda_max_over_ws")
+    disp = leading(consecutive(tables, _pairs(tables, "displacement_matched")), ranks)
+    add(disp, "value", "mean_displacement")
+    spectrum = leading(_top_spectrum(tables), ranks)
+    if has_values(spectrum, "ipr_normalized"):
+        last_step = spectrum.groupby("run")["step"].transform("max")
+        add(spectrum[spectrum["step"] == last_step], "ipr_normalized", "final_ipr_normalized")
+    out = combine(parts)
+    if out.empty:
+        return pd.DataFrame(columns=["group", "metric", *STATS])
+    out["_m"] = out["metric"].map(list(SUMMARY_METRICS).index)
+    return out.sort_values(["group", "_m"]).drop(columns=["_m", "run"]).reset_index(drop=True)

@@ -1,0 +1,118 @@
+"""Reading every run's tables into one tidy frame per table.
+
+Each frame holds the file's own columns plus ``run`` (the run's display name), ``group``, ``seed`` and
+``status``. Columns are read by name; a table or column a run lacks is simply absent (the analysis
+stage may skip metric groups), and an unreadable file is reported as a warning, not an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hessdyn.report.runs import RunInfo, analysis_dir
+
+log = logging.getLogger("hessdyn")
+
+ANALYSIS_TABLES = ("summary", "spectrum", "layer_mass", "trajectory", "density", "nulls", "reparam")
+_TEXT_COLUMNS = {"split", "source", "which", "metric", "param", "null", "kind", "detail", "converged"}
+_META = ["run", "group", "seed", "status"]
+
+
+@dataclass
+class SweepTables:
+    """All runs' tables, concatenated (empty frames where no run has the table)."""
+
+    runs: list[RunInfo]
+    train: pd.DataFrame
+    analysis: dict[str, pd.DataFrame]  # table name (ANALYSIS_TABLES) -> frame
+    analysis_json: dict[str, dict[str, Any]]  # run name -> analysis.json
+    analyzed_steps: dict[str, int]  # run name -> number of analyzed checkpoints
+    warnings: list[str] = field(default_factory=list)
+
+    def table(self, name: str) -> pd.DataFrame:
+        return self.analysis.get(name, pd.DataFrame(columns=_META))
+
+
+def has_values(frame: pd.DataFrame, column: str) -> bool:
+    """Whether ``column`` exists and holds at least one finite number."""
+    if column not in frame.columns or frame.empty:
+        return False
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+    return bool(np.isfinite(values).any())
+
+
+def read_csv(path: Path, warnings: list[str]) -> pd.DataFrame | None:
+    """A tidy CSV with numeric columns as floats; None (and a warning) when it is unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(path, on_bad_lines="skip")
+    except pd.errors.EmptyDataError:
+        return None
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        warnings.append(f"cannot read {path} ({str(exc).splitlines()[0]}); left out")
+        return None
+    for column in frame.columns:
+        if column not in _TEXT_COLUMNS:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame
+
+
+def _tag(frame: pd.DataFrame, run: RunInfo) -> pd.DataFrame:
+    if "seed" in frame.columns:  # nulls.csv: the null model's own seed, not the training seed
+        frame = frame.rename(columns={"seed": "null_seed"})
+    frame.insert(0, "run", run.name)
+    frame.insert(1, "group", run.group)
+    frame.insert(2, "seed", run.seed)
+    frame.insert(3, "status", run.status)
+    return frame
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=_META)
+    return pd.concat(frames, ignore_index=True, sort=False)
+
+
+def load_tables(runs: list[RunInfo], analysis_name: str = "default") -> SweepTables:
+    """Read ``metrics/train.csv`` and the analysis tables of every run."""
+    warnings: list[str] = []
+    train, per_table = [], {name: [] for name in ANALYSIS_TABLES}
+    settings: dict[str, dict[str, Any]] = {}
+    analyzed: dict[str, int] = {}
+    for run in runs:
+        frame = read_csv(run.path / "metrics" / "train.csv", warnings)
+        if frame is not None and "step" in frame.columns:
+            train.append(_tag(frame, run))
+        adir = analysis_dir(run.path, analysis_name)
+        steps: set[float] = set()
+        for name in ANALYSIS_TABLES:
+            frame = read_csv(adir / f"{name}.csv", warnings)
+            if frame is None:
+                continue
+            per_table[name].append(_tag(frame, run))
+            if name in ("summary", "spectrum") and "step" in frame.columns:
+                steps |= set(frame["step"].dropna().tolist())
+        analyzed[run.name] = len(steps)
+        meta = adir / "analysis.json"
+        if meta.is_file():
+            try:
+                settings[run.name] = json.loads(meta.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                warnings.append(f"cannot read {meta} ({exc}); its settings are left out")
+    return SweepTables(
+        runs=runs,
+        train=_concat(train),
+        analysis={name: _concat(frames) for name, frames in per_table.items()},
+        analysis_json=settings,
+        analyzed_steps=analyzed,
+        warnings=warnings,
+    )

@@ -1,0 +1,59 @@
+"""Report fixtures: synthetic sweeps (tests/report/fake_runs.py) and reports built from them once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hessdyn.config.schema import ReportConfig
+from hessdyn.report.build import ReportResult, build_report
+from hessdyn.report.runs import discover_runs
+
+from .fake_runs import make_sweep, write_run
+
+PARTIAL_TABLES = ("summary", "spectrum", "trajectory")
+
+
+def build(sweep: Path, **settings) -> ReportResult:
+    config = ReportConfig(**settings)
+    runs = discover_runs(str(sweep), [], config.group_by)
+    return build_report(runs, sweep / "report", config, source=str(sweep))
+
+
+@pytest.fixture(scope="session")
+def clean_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two optimizers x two seeds, completed, with every analysis table."""
+    root = tmp_path_factory.mktemp("clean") / "sweep"
+    make_sweep(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def clean_report(clean_sweep: Path) -> ReportResult:
+    return build(clean_sweep, formats=["png", "svg"])
+
+
+@pytest.fixture(scope="session")
+def partial_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 2x2 sweep (fewer tables) plus a diverged run (deeper folder), a run not analyzed, a running
+    run, and a job that died before writing run.json."""
+    root = tmp_path_factory.mktemp("partial") / "sweep"
+    make_sweep(root, tables=PARTIAL_TABLES)
+    write_run(
+        root / "extra" / "optimizer=sgd,seed=2",
+        "sgd",
+        2,
+        status="diverged",
+        last_step=30,
+        tables=PARTIAL_TABLES,
+    )
+    write_run(root / "optimizer=adam,seed=2", "adam", 2, analyzed=False)
+    write_run(root / "optimizer=adam,seed=3", "adam", 3, status="running", last_step=10, analyzed=False)
+    write_run(root / "optimizer=sgd,seed=3", "sgd", 3, run_json=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def partial_report(partial_sweep: Path) -> ReportResult:
+    return build(partial_sweep)

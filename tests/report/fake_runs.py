@@ -1,0 +1,474 @@
+"""Run directories with synthetic, deterministic tables in the documented formats (docs/design.md).
+
+``hessdyn analyze`` does not exist yet, so the report is tested on tables written here: the columns are
+the ones the design notes promise, the numbers closed-form functions of step, rank, seed and optimizer,
+so a test can recompute any aggregate directly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+OPTIMIZERS = {
+    "sgd": {"name": "sgd", "lr": 0.1, "weight_decay": 0.0},
+    "momentum": {"name": "momentum", "lr": 0.05, "weight_decay": 0.0, "momentum": 0.9, "nesterov": False},
+    "adam": {"name": "adam", "lr": 0.001, "weight_decay": 0.0, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
+}
+PARAMS = ("0.weight", "0.bias", "2.weight", "2.bias")
+STEPS = (0, 1, 3, 10, 30, 100)
+TOP_K = 6
+ALL_TABLES = ("summary", "spectrum", "layer_mass", "trajectory", "nulls", "density", "reparam", "events")
+
+
+def train_config(
+    optimizer: str, seed: int, lr: float | None = None, widths: Sequence[int] = (16,), max_steps: int = 100
+) -> dict[str, Any]:
+    opt = dict(OPTIMIZERS[optimizer])
+    if lr is not None:
+        opt["lr"] = lr
+    return {
+        "model": {"name": "mlp", "widths": list(widths), "activation": "relu", "bias": True, "dropout": 0.0},
+        "dataset": {
+            "name": "digits",
+            "n_train": None,
+            "n_test": None,
+            "subset_seed": 0,
+            "normalize": True,
+            "test_fraction": 0.25,
+            "split_seed": 0,
+        },
+        "optimizer": opt,
+        "schedule": {"name": "constant", "warmup_steps": 0},
+        "trainer": {
+            "max_steps": max_steps,
+            "epochs": None,
+            "batch_size": 128,
+            "log_every": 5,
+            "eval_every": 10,
+            "eval_batch_size": 2048,
+            "grad_clip": None,
+            "progress": None,
+        },
+        "checkpoint": {"schedule": "list", "every": 100, "num": 20, "steps": list(STEPS)},
+        "analysis": {"name": "default", "top_k": TOP_K},
+        "report": {"group_by": "optimizer"},
+        "name": "tiny",
+        "out_dir": "${oc.env:HESSDYN_RESULTS,results}",
+        "seed": seed,
+        "device": "auto",
+        "dtype": "float32",
+        "deterministic": True,
+    }
+
+
+# ------------------------------------------------------------------------------ closed-form numbers
+def opt_index(optimizer: str) -> int:
+    return list(OPTIMIZERS).index(optimizer)
+
+
+def loss_at(step: float, o: int, seed: int, split: str) -> float:
+    return 2.3 * math.exp(-step / (40.0 + 10.0 * o)) + 0.05 + 0.01 * seed + (0.1 if split == "test" else 0.0)
+
+
+def accuracy_at(step: float, o: int, seed: int, split: str) -> float:
+    return 1.0 - 0.9 * math.exp(-step / 50.0) - 0.01 * seed - (0.05 if split == "test" else 0.0)
+
+
+def lambda_max_at(step: float, o: int, seed: int) -> float:
+    return 5.0 + 10.0 * (1.0 - math.exp(-step / 30.0)) + 2.0 * o + 0.3 * seed
+
+
+def eigenvalue_at(step: float, rank: int, o: int, seed: int) -> float:
+    return lambda_max_at(step, o, seed) * 0.7 ** (rank - 1)
+
+
+def ipr_normalized_at(step: float, rank: int, o: int, seed: int) -> float:
+    return 1.0 + 2.0 * math.exp(-rank) * (1.0 + step / 100.0) + 0.1 * seed + 0.2 * o
+
+
+def displacement_at(step_a: float, rank: int, o: int, seed: int, ranked: bool) -> float:
+    return (
+        (0.1 * rank / TOP_K) * (1.0 + o) * math.exp(-step_a / 50.0) + 0.01 * seed + (0.02 if ranked else 0.0)
+    )
+
+
+def overlap_at(step_a: float, step_b: float, seed: int) -> float:
+    return math.exp(-(step_b - step_a) / (20.0 + step_a)) * (1.0 - 0.01 * seed)
+
+
+# ------------------------------------------------------------------------------------------ writers
+def _write_csv(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows, columns=list(columns)).to_csv(path, index=False)
+
+
+def write_train_csv(run_dir: Path, optimizer: str, seed: int, last_step: int, diverged: bool) -> None:
+    o, lr = opt_index(optimizer), OPTIMIZERS[optimizer]["lr"]
+    rows = []
+    for step in range(0, last_step + 1, 5):
+        rows.append(
+            {
+                "step": step,
+                "epoch": step / 11,
+                "split": "train",
+                "source": "batch",
+                "loss": loss_at(step, o, seed, "train") * 1.05,
+                "accuracy": accuracy_at(step, o, seed, "train") * 0.98,
+                "lr": lr,
+                "grad_norm": 1.0,
+                "update_norm": 0.1,
+                "param_norm": 10.0,
+                "wall_s": step * 0.01,
+            }
+        )
+        if step % 10 == 0:
+            for split in ("train", "test"):
+                rows.append(
+                    {
+                        "step": step,
+                        "epoch": step / 11,
+                        "split": split,
+                        "source": "eval",
+                        "loss": loss_at(step, o, seed, split),
+                        "accuracy": accuracy_at(step, o, seed, split),
+                        "lr": lr,
+                        "param_norm": 10.0,
+                        "wall_s": step * 0.01,
+                    }
+                )
+    if diverged:  # the divergence step: a non-finite loss
+        rows.append(
+            {
+                "step": last_step,
+                "epoch": last_step / 11,
+                "split": "train",
+                "source": "batch",
+                "loss": float("nan"),
+                "accuracy": 0.1,
+                "lr": lr,
+            }
+        )
+    _write_csv(
+        run_dir / "metrics" / "train.csv",
+        rows,
+        [
+            "step",
+            "epoch",
+            "split",
+            "source",
+            "loss",
+            "accuracy",
+            "lr",
+            "grad_norm",
+            "update_norm",
+            "param_norm",
+            "wall_s",
+        ],
+    )
+
+
+def write_analysis(
+    run_dir: Path,
+    optimizer: str,
+    seed: int,
+    steps: Sequence[int],
+    tables: Sequence[str] = ALL_TABLES,
+    name: str = "default",
+) -> Path:
+    """Write ``analysis/`` tables for the given checkpoint steps; returns the folder."""
+    o, cfg = opt_index(optimizer), OPTIMIZERS[optimizer]
+    lr = cfg["lr"]
+    adir = run_dir / ("analysis" if name == "default" else f"analysis-{name}")
+    adir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1000 * o + seed)
+    steps = list(steps)
+    if "summary" in tables:
+        rows = []
+        for s in steps:
+            lmax = lambda_max_at(s, o, seed)
+            sgd_like = optimizer in ("sgd", "momentum")
+            beta = cfg.get("momentum", cfg.get("beta1", 0.0))
+            rows.append(
+                {
+                    "step": s,
+                    "epoch": s / 11,
+                    "lambda_max": lmax,
+                    "lambda_min": -0.1 * lmax,
+                    "trace": 3 * lmax + 10,
+                    "trace_se": 0.5,
+                    "trace_sq": lmax**2 * 1.5,
+                    "trace_sq_se": 0.3,
+                    "ws_bound": 1.5 * lmax,
+                    "ws_bound_se": 0.2,
+                    "ws_lower": 0.5 * lmax,
+                    "lambda_max_over_ws": 1 / 1.5,
+                    "loss": loss_at(s, o, seed, "train"),
+                    "grad_norm": 1.0,
+                    "lr": lr,
+                    "sharpness_lr": lr * lmax,
+                    "stability_threshold": (2 + 2 * beta) / lr if sgd_like else None,
+                    "precond_lambda_max": None if sgd_like else 30000.0 + 1000 * s / 10 + 100 * seed,
+                    "precond_threshold": None if sgd_like else (2 + 2 * beta) / ((1 - beta) * lr),
+                    "grad_alignment": 0.3 + 0.5 * (1 - math.exp(-s / 20)) + 0.01 * seed,
+                    "update_alignment": 0.2 + 0.3 * (1 - math.exp(-s / 20)),
+                    "hvps": 200,
+                    "wall_s": 1.0,
+                    "n_converged": TOP_K,
+                }
+            )
+        _write_csv(adir / "summary.csv", rows, list(rows[0]))
+    if "spectrum" in tables:
+        rows = []
+        for s in steps:
+            for r in range(1, TOP_K + 1):
+                ipr_n = ipr_normalized_at(s, r, o, seed)
+                rows.append(
+                    {
+                        "step": s,
+                        "which": "top",
+                        "rank": r,
+                        "eigenvalue": eigenvalue_at(s, r, o, seed),
+                        "residual": 1e-4,
+                        "rel_residual": 1e-5,
+                        "converged": True,
+                        "ipr": ipr_n * 3 / 1000,
+                        "ipr_normalized": ipr_n,
+                    }
+                )
+            for r in (1, 2):
+                rows.append(
+                    {
+                        "step": s,
+                        "which": "bottom",
+                        "rank": r,
+                        "eigenvalue": -0.1 * r,
+                        "residual": 1e-4,
+                        "rel_residual": 1e-5,
+                        "converged": True,
+                        "ipr": 0.003,
+                        "ipr_normalized": 1.0,
+                    }
+                )
+        _write_csv(adir / "spectrum.csv", rows, list(rows[0]))
+    if "layer_mass" in tables:
+        rows = []
+        for s in steps:
+            for r in range(1, TOP_K + 1):
+                raw = np.array([3.0 + r + s / 50, 0.5, 1.0 + o, 0.2])
+                for p, m in zip(PARAMS, raw / raw.sum(), strict=True):
+                    rows.append({"step": s, "rank": r, "param": p, "mass": float(m)})
+        _write_csv(adir / "layer_mass.csv", rows, ["step", "rank", "param", "mass"])
+    if "trajectory" in tables:
+        rows = []
+        first, last = steps[0], steps[-1]
+        ranked_pairs = sorted(
+            {
+                *zip(steps[:-1], steps[1:], strict=True),
+                *((first, b) for b in steps[1:]),
+                *((a, last) for a in steps[:-1]),
+            }
+        )
+        for a, b in ranked_pairs:
+            for r in range(1, TOP_K + 1):
+                rows.append(
+                    {
+                        "step_a": a,
+                        "step_b": b,
+                        "metric": "displacement_matched",
+                        "rank": r,
+                        "value": displacement_at(a, r, o, seed, False),
+                    }
+                )
+                rows.append(
+                    {
+                        "step_a": a,
+                        "step_b": b,
+                        "metric": "displacement_ranked",
+                        "rank": r,
+                        "value": displacement_at(a, r, o, seed, True),
+                    }
+                )
+                rows.append(
+                    {
+                        "step_a": a,
+                        "step_b": b,
+                        "metric": "overlap_matched",
+                        "rank": r,
+                        "value": 1 - displacement_at(a, r, o, seed, False) / 2,
+                    }
+                )
+        for i, a in enumerate(steps):
+            for b in steps[i + 1 :]:
+                c = overlap_at(a, b, seed)
+                rows.append(
+                    {"step_a": a, "step_b": b, "metric": "subspace_overlap", "rank": None, "value": c}
+                )
+                rows.append(
+                    {
+                        "step_a": a,
+                        "step_b": b,
+                        "metric": "grassmann_distance",
+                        "rank": None,
+                        "value": math.acos(min(1.0, math.sqrt(c))),
+                    }
+                )
+                rows.append(
+                    {
+                        "step_a": a,
+                        "step_b": b,
+                        "metric": "mean_matched_overlap",
+                        "rank": None,
+                        "value": math.sqrt(c),
+                    }
+                )
+        _write_csv(adir / "trajectory.csv", rows, ["step_a", "step_b", "metric", "rank", "value"])
+    if "events" in tables:
+        _write_csv(
+            adir / "events.csv",
+            [
+                {
+                    "step_a": steps[0],
+                    "step_b": steps[-1],
+                    "kind": "crossing",
+                    "rank_a": 2,
+                    "rank_b": 3,
+                    "detail": "overlap=0.9",
+                }
+            ],
+            ["step_a", "step_b", "kind", "rank_a", "rank_b", "detail"],
+        )
+    if "nulls" in tables:
+        rows = [
+            {
+                "null": "random",
+                "seed": i,
+                "rank": None,
+                "ipr": 0.003,
+                "ipr_normalized": 1.0 + 0.05 * rng.standard_normal(),
+            }
+            for i in range(5)
+        ]
+        rows += [
+            {
+                "null": "architecture",
+                "seed": i,
+                "rank": r,
+                "ipr": 0.005,
+                "ipr_normalized": 1.6 + 0.1 * r + 0.05 * i,
+            }
+            for i in range(3)
+            for r in range(1, TOP_K + 1)
+        ]
+        _write_csv(adir / "nulls.csv", rows, ["null", "seed", "rank", "ipr", "ipr_normalized"])
+    if "density" in tables:
+        rows = []
+        for s in steps:
+            lmax = lambda_max_at(s, o, seed)
+            for x in np.linspace(-1.0, 1.1 * lmax, 40):
+                rows.append(
+                    {
+                        "step": s,
+                        "eigenvalue": float(x),
+                        "density": float(math.exp(-(x**2) / 0.02) * 5 + 0.01 * math.exp(-((x - lmax) ** 2))),
+                    }
+                )
+        _write_csv(adir / "density.csv", rows, ["step", "eigenvalue", "density"])
+    if "reparam" in tables:
+        rows = []
+        lmax = lambda_max_at(steps[-1], o, seed)
+        for alpha in (0.1, 0.3, 1.0, 3.0, 10.0):
+            scale = (alpha**2 + alpha**-2) / 2
+            rows.append(
+                {
+                    "step": steps[-1],
+                    "alpha": alpha,
+                    "output_diff": 1e-7,
+                    "loss": 0.1,
+                    "lambda_max": lmax * scale,
+                    "trace": (3 * lmax + 10) * scale,
+                    "eps_sharpness": 1e-3 * scale,
+                    "theta_h_theta": 4.0 + seed * 0.1,
+                    "scaled_lambda_max": 2.0 + o,
+                }
+            )
+        _write_csv(adir / "reparam.csv", rows, list(rows[0]))
+    analysis = {
+        "settings": {
+            "top_k": TOP_K,
+            "solver": "lanczos",
+            "tol": 1e-3,
+            "hessian_set": 1000,
+            "curvature": "hessian",
+            "dtype": "float64",
+        },
+        "hessian_mode": "hessian",
+        "P": 1234,
+        "checkpoints": [{"step": s, "hvps": 200, "wall_s": 1.0, "status": "done"} for s in steps],
+        "versions": {"hessdyn": "0.1.0"},
+    }
+    (adir / "analysis.json").write_text(json.dumps(analysis, indent=2), encoding="utf-8")
+    return adir
+
+
+def write_run(
+    run_dir: Path,
+    optimizer: str = "sgd",
+    seed: int = 0,
+    *,
+    status: str = "completed",
+    analyzed: bool = True,
+    last_step: int | None = None,
+    lr: float | None = None,
+    widths: Sequence[int] = (16,),
+    tables: Sequence[str] = ALL_TABLES,
+    overrides: Sequence[str] | None = None,
+    run_json: bool = True,
+) -> Path:
+    """One run directory: ``.hydra/``, ``run.json``, ``metrics/train.csv`` and (if ``analyzed``) ``analysis/``.
+
+    ``last_step`` < 100 truncates training (a diverged or running run); the analysis then covers the
+    checkpoints up to it.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = train_config(optimizer, seed, lr, widths)
+    hydra_dir = run_dir / ".hydra"
+    hydra_dir.mkdir(exist_ok=True)
+    (hydra_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    (hydra_dir / "overrides.yaml").write_text(
+        yaml.safe_dump(list(overrides or [f"optimizer={optimizer}", f"seed={seed}"])), encoding="utf-8"
+    )
+    (hydra_dir / "hydra.yaml").write_text(
+        yaml.safe_dump({"hydra": {"job": {"name": "train"}}}), encoding="utf-8"
+    )
+    if not run_json:
+        return run_dir
+    last = STEPS[-1] if last_step is None else last_step
+    resolved = {k: v for k, v in cfg.items() if k not in ("name", "out_dir", "device", "analysis", "report")}
+    record = {
+        "status": status,
+        "config": resolved,
+        "config_hash": f"fake{seed}",
+        "steps": last,
+        "total_steps": STEPS[-1],
+        "wall_s": 1.0,
+    }
+    (run_dir / "run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    write_train_csv(run_dir, optimizer, seed, last, diverged=status == "diverged")
+    if analyzed:
+        write_analysis(run_dir, optimizer, seed, [s for s in STEPS if s <= last], tables)
+    return run_dir
+
+
+def make_sweep(
+    root: Path, optimizers: Sequence[str] = ("sgd", "adam"), seeds: Sequence[int] = (0, 1), **kwargs: Any
+) -> list[Path]:
+    """Hydra multirun layout ``root/optimizer=X,seed=S/`` with one completed, analyzed run each."""
+    return [write_run(root / f"optimizer={o},seed={s}", o, s, **kwargs) for o in optimizers for s in seeds]

@@ -1,0 +1,185 @@
+"""A report of a tiny sweep writes every promised file, the page links exactly those files, and the CSV
+numbers are the mean and t-band of the run tables."""
+
+from __future__ import annotations
+
+import struct
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from hessdyn.report.figures import FIGURES
+from hessdyn.report.runs import find_run_dirs
+
+from .conftest import build
+from .fake_runs import make_sweep
+
+STAT_COLUMNS = ["group", "metric", "mean", "lo", "hi", "n"]
+
+
+class Refs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[tuple[str, str]] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        for name, value in attrs:
+            if value and name in ("src", "href"):
+                self.refs.append((tag, value))
+
+
+def page_refs(report: Path) -> Refs:
+    parser = Refs()
+    parser.feed((report / "index.html").read_text(encoding="utf-8"))
+    return parser
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
+    assert head[12:16] == b"IHDR"
+    return struct.unpack(">II", head[16:24])
+
+
+def t_band(values: pd.Series, level: float = 0.95) -> tuple[float, float, float]:
+    mean, sd, n = values.mean(), values.std(ddof=1), len(values)
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * sd / np.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def test_every_promised_file_is_written(clean_report) -> None:
+    out = clean_report.out
+    assert set(clean_report.figures) == {spec.name for spec in FIGURES}
+    assert clean_report.not_computed == ()
+    for name in ["index.html", "runs.csv", "summary.csv"]:
+        assert (out / name).stat().st_size > 0, name
+    for spec in FIGURES:
+        for ext in ("png", "svg", "csv"):
+            assert (out / f"{spec.name}.{ext}").stat().st_size > 0, f"{spec.name}.{ext}"
+        width, height = png_size(out / f"{spec.name}.png")
+        assert width > 200 and height > 150, (spec.name, width, height)
+        assert b"<svg" in (out / f"{spec.name}.svg").read_bytes()[:2000]
+    assert not list(out.parent.glob(".report*")), "staging or old-report folders left behind"
+
+
+def test_page_references_exactly_the_files_that_exist(clean_report) -> None:
+    out = clean_report.out
+    parser = page_refs(out)
+    referenced = set()
+    for tag, value in parser.refs:
+        url = urlparse(value)
+        assert not url.scheme and not value.startswith("//"), f"remote reference <{tag} {value}>"
+        if value.startswith("#"):
+            continue
+        path = unquote(url.path)
+        assert (out / path).is_file(), f"<{tag}> points to missing {path}"
+        referenced.add(path)
+    on_disk = {p.name for p in out.iterdir() if p.is_file() and p.name != "index.html"}
+    assert referenced == on_disk
+    images = {v for t, v in parser.refs if t == "img"}
+    assert images == {f"{spec.name}.png" for spec in FIGURES}
+
+
+def test_page_is_self_contained(clean_report) -> None:
+    text = (clean_report.out / "index.html").read_text(encoding="utf-8")
+    tags = page_refs(clean_report.out).tags
+    assert "script" not in tags and "link" not in tags, "no scripts or external stylesheets"
+    assert "<style>" in text and "http://" not in text and "https://" not in text
+
+
+def test_every_figure_csv_is_tidy(clean_report) -> None:
+    for spec in FIGURES:
+        frame = pd.read_csv(clean_report.out / f"{spec.name}.csv")
+        assert set(STAT_COLUMNS) <= set(frame.columns), spec.name
+        assert not frame.empty, spec.name
+        assert set(frame["group"]) == {"adam", "sgd"}, spec.name
+
+
+def _run_tables(sweep: Path, path: str) -> pd.DataFrame:
+    frames = []
+    for run in find_run_dirs(sweep):
+        frame = pd.read_csv(run / path)
+        frame["group"] = run.name.split(",")[0].split("=")[1]
+        frame["run"] = run.name
+        frames.append(frame)
+    return pd.concat(frames)
+
+
+def test_loss_csv_is_mean_and_t_band_over_seeds(clean_sweep, clean_report) -> None:
+    runs = _run_tables(clean_sweep, "metrics/train.csv")
+    evals = runs[(runs["source"] == "eval") & (runs["split"] == "test")]
+    report = pd.read_csv(clean_report.out / "loss.csv")
+    report = report[(report["source"] == "eval") & (report["split"] == "test")]
+    assert len(report) == evals.groupby(["group", "step"]).ngroups
+    for (group, step), values in evals.groupby(["group", "step"])["loss"]:
+        row = report[(report["group"] == group) & (report["step"] == step)].iloc[0]
+        mean, lo, hi = t_band(values)
+        assert row["n"] == 2
+        assert row[["mean", "lo", "hi"]].to_numpy(dtype=float) == pytest.approx([mean, lo, hi], rel=1e-12)
+
+
+def test_eigenvalue_csv_matches_spectrum_tables(clean_sweep, clean_report) -> None:
+    spectrum = _run_tables(clean_sweep, "analysis/spectrum.csv")
+    top = spectrum[(spectrum["which"] == "top") & (spectrum["rank"] <= 5)]
+    report = pd.read_csv(clean_report.out / "eigenvalues.csv")
+    eig = report[report["metric"] == "eigenvalue"]
+    assert sorted(eig["rank"].unique()) == [1, 2, 3, 4, 5]
+    for (group, step, rank), values in top.groupby(["group", "step", "rank"])["eigenvalue"]:
+        row = eig[(eig["group"] == group) & (eig["step"] == step) & (eig["rank"] == rank)].iloc[0]
+        assert row[["mean", "lo", "hi"]].to_numpy(dtype=float) == pytest.approx(t_band(values), rel=1e-12)
+
+
+def test_displacement_csv_uses_consecutive_pairs_averaged_over_leading_ranks(
+    clean_sweep, clean_report
+) -> None:
+    traj = _run_tables(clean_sweep, "analysis/trajectory.csv")
+    steps = sorted(set(traj["step_a"]) | set(traj["step_b"]))
+    consecutive = set(zip(steps[:-1], steps[1:], strict=True))
+    rows = traj[(traj["metric"] == "displacement_matched") & (traj["rank"] <= 5)]
+    rows = rows[[pair in consecutive for pair in zip(rows["step_a"], rows["step_b"], strict=True)]]
+    per_run = rows.groupby(["group", "step_b", "run"])["value"].mean()  # mean over ranks 1..5 first
+    report = pd.read_csv(clean_report.out / "displacement.csv")
+    report = report[report["metric"] == "displacement_matched"]
+    assert sorted(report["step"].unique()) == steps[1:]
+    for (group, step), values in per_run.groupby(level=["group", "step_b"]):
+        row = report[(report["group"] == group) & (report["step"] == step)].iloc[0]
+        assert row["n"] == 2
+        assert row[["mean", "lo", "hi"]].to_numpy(dtype=float) == pytest.approx(t_band(values), rel=1e-12)
+
+
+def test_summary_csv_final_metrics(clean_sweep, clean_report) -> None:
+    runs = _run_tables(clean_sweep, "metrics/train.csv")
+    evals = runs[(runs["source"] == "eval") & (runs["split"] == "test")]
+    summary = pd.read_csv(clean_report.out / "summary.csv")
+    for group in ("adam", "sgd"):
+        final = evals[(evals["group"] == group) & (evals["step"] == evals["step"].max())]["loss"]
+        row = summary[(summary["group"] == group) & (summary["metric"] == "final_test_loss")].iloc[0]
+        assert row[["mean", "lo", "hi"]].to_numpy(dtype=float) == pytest.approx(t_band(final), rel=1e-12)
+        assert row["sd"] == pytest.approx(final.std(ddof=1))
+    assert {
+        "final_lambda_max",
+        "final_lambda_max_over_ws",
+        "mean_displacement",
+        "final_ipr_normalized",
+    } <= set(summary["metric"])
+
+
+def test_output_is_deterministic(tmp_path: Path) -> None:
+    first, second = tmp_path / "a" / "sweep", tmp_path / "b" / "sweep"
+    for root in (first, second):
+        make_sweep(root, analyzed=False)
+        build(root, formats=["png", "svg", "pdf"])
+    names = sorted(p.name for p in (first / "report").iterdir())
+    assert "loss.pdf" in names and "loss.svg" in names
+    for name in names:
+        a, b = (first / "report" / name).read_bytes(), (second / "report" / name).read_bytes()
+        if name in ("index.html", "runs.csv"):  # they name the sweep folder
+            a, b = a.replace(str(first).encode(), b""), b.replace(str(second).encode(), b"")
+        assert a == b, f"{name} differs between two identical builds"
