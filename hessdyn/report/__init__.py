@@ -7,8 +7,8 @@ Modules, in the order data flows through them:
 * :mod:`~hessdyn.report.aggregate` turns them into tidy frames of mean and band over seeds;
 * :mod:`~hessdyn.report.figures` draws one figure per function (with :mod:`~hessdyn.report.style`);
 * :mod:`~hessdyn.report.page` renders ``index.html``; :mod:`~hessdyn.report.provenance` the settings;
-* :mod:`~hessdyn.report.build` writes the folder aside and swaps it in; :mod:`~hessdyn.report.command`
-  is the Hydra task.
+* :mod:`~hessdyn.report.build` writes the folder, :mod:`~hessdyn.report.folders` swaps it in whole;
+  :mod:`~hessdyn.report.command` is the Hydra task.
 
 Decisions a reader of the figures should know:
 
@@ -21,8 +21,3 @@ Decisions a reader of the figures should know:
 * Curvature figures use the analyzed runs only; a run not analyzed yet is listed and left out of them.
 * A figure whose data no run has is not drawn; the page lists it as not computed.
 """
-
-from hessdyn.report.build import ReportResult, build_report
-from hessdyn.report.runs import RunInfo, discover_runs
-
-__all__ = ["ReportResult", "RunInfo", "build_report", "discover_runs"]

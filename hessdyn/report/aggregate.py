@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy.special import stdtrit
 
 from hessdyn.report.tables import SweepTables, has_values
 
@@ -35,7 +35,7 @@ def t_band(values: Sequence[float] | np.ndarray, level: float) -> tuple[float, f
     if n == 1:
         return mean, np.nan, np.nan, np.nan, 1
     sd = float(x.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + level / 2.0, n - 1)) * sd / np.sqrt(n)
+    half = float(stdtrit(n - 1, 0.5 + level / 2.0)) * sd / np.sqrt(n)  # t quantile
     return mean, sd, mean - half, mean + half, n
 
 

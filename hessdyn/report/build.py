@@ -1,17 +1,10 @@
-"""Building a report folder: tables → figures and CSVs → page, written aside and swapped in whole.
-
-The report is written into a hidden staging folder beside its destination and renamed into place at the
-end, so a reader never sees a half-written report; the only thing ever deleted is the previous report
-folder it replaces (a folder holding ``index.html`` and ``runs.csv``, or an empty one).
-"""
+"""Building a report folder: tables → figures and CSVs → page, written aside and swapped in whole
+(see :mod:`hessdyn.report.folders`)."""
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 import hessdyn
-from hessdyn.config.errors import HessdynError
 from hessdyn.config.schema import ReportConfig
 from hessdyn.report.aggregate import summary_data
 from hessdyn.report.figures import FIGURES, FigureResult
+from hessdyn.report.folders import check_replaceable, staging_dir, swap_in
 from hessdyn.report.page import PageContent, PageFigure, render_page
 from hessdyn.report.provenance import analysis_settings, run_settings
 from hessdyn.report.runs import RunInfo
@@ -50,7 +43,6 @@ _SAVE_METADATA = {
     "svg": {"Date": None},
     "pdf": {"CreationDate": None, "ModDate": None},
 }
-STAGING_MARK = ".staging-"
 
 
 @dataclass(frozen=True)
@@ -60,61 +52,6 @@ class ReportResult:
     not_computed: tuple[str, ...]
     warnings: tuple[str, ...]
     runs: int
-
-
-# ---------------------------------------------------------------------------------------- folders
-def default_out(sweep_dir: str | None, run_dirs: Sequence[str]) -> Path:
-    """``SWEEP/report``; for run directories alone ``RUN/report`` (one) or ``<common parent>/report``."""
-    if sweep_dir:
-        return Path(sweep_dir).expanduser().resolve() / "report"
-    if not run_dirs:
-        raise HessdynError("nothing to report: give sweep_dir=PATH or run_dirs=[RUN,...]")
-    paths = [str(Path(p).expanduser().resolve()) for p in run_dirs]
-    return Path(paths[0] if len(paths) == 1 else os.path.commonpath(paths)) / "report"
-
-
-def is_report_dir(path: Path) -> bool:
-    return (path / "index.html").is_file() and (path / "runs.csv").is_file()
-
-
-def check_replaceable(out: Path) -> None:
-    """Refuse a destination that exists and is neither empty nor a previous report."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise HessdynError(f"out={out} is a file; choose a folder for the report")
-    if any(out.iterdir()) and not is_report_dir(out):
-        raise HessdynError(
-            f"out={out} exists and is not a hessdyn report (no index.html and runs.csv); "
-            "choose a new or empty folder, the report replaces its destination"
-        )
-
-
-def staging_dir(out: Path) -> Path:
-    """A fresh hidden folder beside ``out`` (same file system, so the final rename is atomic)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=f".{out.name}{STAGING_MARK}", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(0o777 & ~umask)  # mkdtemp's 0700 would make the report private
-    return path
-
-
-def swap_in(staging: Path, out: Path) -> None:
-    """Rename ``staging`` to ``out``; a previous report at ``out`` is moved aside first and then deleted."""
-    check_replaceable(out)
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}-{time.time_ns()}")
-        os.replace(out, old)
-    try:
-        os.replace(staging, out)
-    except OSError:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old)
 
 
 # ---------------------------------------------------------------------------------------- content

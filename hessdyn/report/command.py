@@ -25,7 +25,7 @@ from hessdyn.commands.jobs import run_job
 from hessdyn.config import to_object
 from hessdyn.config.errors import HessdynError
 from hessdyn.config.schema import ReportCommandConfig
-from hessdyn.report.build import STAGING_MARK, build_report, check_replaceable, default_out, staging_dir
+from hessdyn.report.folders import STAGING_MARK, check_replaceable, default_out, staging_dir
 from hessdyn.report.runs import discover_runs
 
 log = logging.getLogger("hessdyn")
@@ -76,6 +76,8 @@ def report_task(cfg: DictConfig) -> dict:
     overrides = list(HydraConfig.get().overrides.task)
 
     def body() -> dict:
+        from hessdyn.report.build import build_report  # matplotlib & co. only once a report is built
+
         settings: ReportCommandConfig = to_object(cfg)
         out = report_out(settings.out, settings.sweep_dir, settings.run_dirs)
         ours = job_dir.parent == out.parent and job_dir.name.startswith(f".{out.name}{STAGING_MARK}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from hessdyn.report.runs import discover_runs
 
 from .fake_runs import make_sweep, write_run
 
-PARTIAL_TABLES = ("summary", "spectrum", "trajectory")
+PARTIAL_TABLES = ("summary", "spectrum")
 
 
 def build(sweep: Path, **settings) -> ReportResult:
@@ -31,7 +32,7 @@ def clean_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def clean_report(clean_sweep: Path) -> ReportResult:
-    return build(clean_sweep, formats=["png", "svg"])
+    return build(clean_sweep)
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +55,22 @@ def partial_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 @pytest.fixture(scope="session")
-def partial_report(partial_sweep: Path) -> ReportResult:
-    return build(partial_sweep)
+def partial_report(partial_sweep: Path) -> tuple[ReportResult, list[str]]:
+    """The report of the partial sweep and the warnings logged while building it."""
+    handler, logger = _Collect(), logging.getLogger("hessdyn")
+    logger.addHandler(handler)
+    try:
+        result = build(partial_sweep)
+    finally:
+        logger.removeHandler(handler)
+    return result, handler.messages
