@@ -95,6 +95,10 @@ class _writable:
 def hashable_config(cfg: DictConfig | dict, exclude: tuple[str, ...] = NON_RESULT_KEYS) -> dict:
     """Resolved plain-dict config without Hydra's node and without the keys in ``exclude``."""
     if isinstance(cfg, DictConfig):
+        if "hydra" in cfg:  # Hydra's own node may hold runtime-only interpolations: drop it before resolving
+            cfg = cfg.copy()
+            with _writable(cfg):
+                del cfg["hydra"]
         plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     else:
         plain = json.loads(json.dumps(cfg))

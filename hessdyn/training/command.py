@@ -1,0 +1,69 @@
+"""``hessdyn train``: the Hydra task and its pre-launch check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from hessdyn.commands.jobs import run_job
+from hessdyn.config import config_hash, hashable_config, to_object
+from hessdyn.config.errors import HessdynError
+from hessdyn.training.run_record import read_run_record
+
+
+def job_output_dir(cfg: DictConfig, multirun: bool) -> Path:
+    """The directory Hydra will give this job (resolved the way Hydra resolves it)."""
+    if multirun:
+        return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+    return Path(str(cfg.hydra.run.dir))
+
+
+def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changed_keys(a, b, path)
+        elif a != b:
+            out.append(f"{path}: {a!r} -> {b!r}")
+    return out
+
+
+def check_run_dir(run_dir: Path, cfg: DictConfig) -> None:
+    """Refuse to reuse a run directory that holds a run of another config (nothing is overwritten)."""
+    record = read_run_record(run_dir)
+    if record is None:
+        if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+            raise HessdynError(
+                f"{run_dir} has checkpoints but no run.json; move it away or choose another name=..."
+            )
+        return
+    new_hash = config_hash(cfg)
+    if record.get("config_hash") != new_hash:
+        changes = _changed_keys(record.get("config", {}), hashable_config(cfg))
+        shown = "; ".join(changes[:4]) + (" ..." if len(changes) > 4 else "")
+        raise HessdynError(
+            f"{run_dir} already holds a run of another config ({shown}); "
+            "pick another name=... or hydra.run.dir=..., or move the old run away"
+        )
+
+
+def check_train_job(cfg: DictConfig, multirun: bool) -> None:
+    check_run_dir(job_output_dir(cfg, multirun), cfg)
+
+
+def train_task(cfg: DictConfig) -> dict:
+    """Hydra task of ``hessdyn train``. In a sweep a failed job is recorded and the sweep goes on."""
+    from hessdyn.training.loop import train
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+
+    def body() -> dict:
+        check_run_dir(run_dir, cfg)
+        result = train(to_object(cfg), run_dir)
+        return {"run_dir": str(run_dir), "status": result.status}
+
+    return run_job("train", body)

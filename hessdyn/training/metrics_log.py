@@ -1,0 +1,66 @@
+"""The training metrics table (``metrics/train.csv``): one tidy row per (step, split, source)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from hessdyn.io import atomic_write_text
+
+COLUMNS = [
+    "step",
+    "epoch",
+    "split",  # train | test
+    "source",  # batch: mean over the minibatches since the last row; eval: the whole split in eval mode
+    "loss",
+    "accuracy",
+    "lr",
+    "grad_norm",
+    "update_norm",
+    "param_norm",
+    "wall_s",
+]
+
+
+class MetricsLog:
+    """Append-only CSV; on resume, rows after the checkpoint's step are dropped (they will be re-logged)."""
+
+    def __init__(self, path: Path, resume_step: int | None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume_step is None or not self.path.exists():
+            atomic_write_text(self.path, ",".join(COLUMNS) + "\n")
+        else:
+            self._truncate_after(resume_step)
+        self._fh = open(self.path, "a", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._fh)
+
+    def _truncate_after(self, step: int) -> None:
+        keep = [COLUMNS]
+        with open(self.path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+        for row in rows[1:]:
+            # A process killed mid-write can leave a short last line: drop it with the later rows.
+            if len(row) == len(COLUMNS) and row[0].isdigit() and int(row[0]) <= step:
+                keep.append(row)
+        text = "".join(",".join(r) + "\n" for r in keep)
+        atomic_write_text(self.path, text)
+
+    def write(self, **row: float | int | str | None) -> None:
+        out = []
+        for c in COLUMNS:
+            v = row.get(c)
+            if v is None or (isinstance(v, float) and math.isnan(v) and c not in ("loss", "accuracy")):
+                out.append("")
+            elif isinstance(v, float):
+                out.append(repr(v))
+            else:
+                out.append(str(v))
+        self._writer.writerow(out)
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
