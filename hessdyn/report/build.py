@@ -19,7 +19,7 @@ from hessdyn.report.aggregate import summary_data
 from hessdyn.report.figures import FIGURES, FigureResult
 from hessdyn.report.folders import check_replaceable, staging_dir, swap_in
 from hessdyn.report.page import PageContent, PageFigure, render_page
-from hessdyn.report.provenance import analysis_settings, run_settings
+from hessdyn.report.provenance import analysis_settings, environment_settings, run_settings
 from hessdyn.report.runs import RunInfo
 from hessdyn.report.style import RC, FigureOptions, group_colors
 from hessdyn.report.tables import SweepTables, load_tables
@@ -98,6 +98,7 @@ def runs_table(tables: SweepTables) -> pd.DataFrame:
                 "analyzed_checkpoints": tables.analyzed_steps.get(r.name, 0),
                 "in_means": r.in_means,
                 "note": _note(r, analyzed, r.name in trained),
+                "overrides": " ".join(r.overrides),
             }
         )
     return pd.DataFrame(rows)
@@ -244,6 +245,7 @@ def write_report(
         not_computed=not_computed,
         run_settings=run_settings(runs),
         analysis_settings=analysis_settings(tables.analysis_json),
+        environment_settings=environment_settings(runs),
         report_settings=report_settings,
         warnings=warnings,
         files=provenance,

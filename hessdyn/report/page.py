@@ -41,6 +41,7 @@ class PageContent:
     not_computed: Sequence[tuple[str, str]]  # (title, what it needs)
     run_settings: Settings
     analysis_settings: Settings
+    environment_settings: Settings
     report_settings: dict[str, str]
     warnings: Sequence[str] = ()
     files: Sequence[tuple[str, str]] = field(default_factory=list)  # (label, relative path): provenance files
@@ -134,7 +135,7 @@ def _summary(content: PageContent, colors: dict[str, str]) -> str:
                 cells.append("–")
                 continue
             r = part.loc[m]
-            spread = f" ± {_num(r['sd'])}" if math.isfinite(float(r["sd"])) else ""
+            spread = f" ± {float(r['sd']):.2g}" if math.isfinite(float(r["sd"])) else ""
             cells.append(f"{_num(r['mean'])}{spread} <small>(n={int(r['n'])})</small>")
         rows.append(cells)
     header = ["group", *(escape(SUMMARY_METRICS[m]) for m in metrics)]
@@ -192,11 +193,11 @@ def _runs(content: PageContent, colors: dict[str, str]) -> str:
                 steps,
                 analyzed,
                 escape(str(r["note"])),
+                f"<small><code>{escape(str(r['overrides']))}</code></small>",
             ]
         )
-    return _table(["run", "group", "seed", "status", "steps", "analyzed", "in figures"], rows) + (
-        '<p class="meta">Also as <a href="runs.csv">runs.csv</a>.</p>'
-    )
+    header = ["run", "group", "seed", "status", "steps", "analyzed", "in figures", "overrides (.hydra)"]
+    return _table(header, rows) + ('<p class="meta">Also as <a href="runs.csv">runs.csv</a>.</p>')
 
 
 def _settings_block(title: str, settings: Settings) -> str:
@@ -219,6 +220,7 @@ def _settings(content: PageContent) -> str:
     parts = [
         _settings_block("Training (run.json config, .hydra/config.yaml)", content.run_settings),
         _settings_block("Analysis (analysis/analysis.json)", content.analysis_settings),
+        _settings_block("Code, libraries, device, data (run.json)", content.environment_settings),
         "<h3>This report</h3>" + _table(["setting", "value"], report_rows),
     ]
     if content.files:

@@ -64,6 +64,25 @@ def run_settings(runs: list[RunInfo]) -> Settings:
     return compare(r.config for r in runs)
 
 
+ENVIRONMENT_KEYS = (
+    "git_commit",
+    "versions",
+    "device",
+    "dtype",
+    "num_parameters",
+    "dataset",
+    "batch_size",
+    "steps_per_epoch",
+)
+
+
+def environment_settings(runs: list[RunInfo]) -> Settings:
+    """Code version, library versions, device and data of every run (from ``run.json``), compared."""
+    return compare(
+        flatten({k: r.record[k] for k in ENVIRONMENT_KEYS if k in r.record}) for r in runs if r.record
+    )
+
+
 def analysis_settings(analysis_json: Mapping[str, Mapping[str, Any]]) -> Settings:
     """Settings recorded in each analyzed run's ``analysis.json`` (Hessian mode, solver, k, ...), compared."""
     flat = []

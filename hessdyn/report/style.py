@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogFormatter  # noqa: E402
 
 # Okabe–Ito: distinguishable with the common color-vision deficiencies and in grayscale print order.
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
@@ -85,16 +86,22 @@ def step_axis(ax: Axes, log_x: bool, label: str = "training step") -> None:
     ax.set_xlabel(label + (" (symlog)" if log_x else ""))
     if log_x:
         ax.set_xscale("symlog", linthresh=1.0)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+
+
+class _PlainLogFormatter(LogFormatter):
+    """Matplotlib's choice of which log ticks to label, written as plain numbers (0.3, 20, 1e+04)."""
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        return f"{x:g}"
 
 
 def set_log(ax: Axes, axis: str = "y") -> None:
     """Log scale with plain-number tick labels (``0.1``, ``20``) instead of powers of ten."""
-    from matplotlib.ticker import LogFormatter
-
     (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
     target = ax.yaxis if axis == "y" else ax.xaxis
-    target.set_major_formatter(LogFormatter())
-    target.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+    target.set_major_formatter(_PlainLogFormatter())
+    target.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
 
 
 def log_if_positive(ax: Axes, values: np.ndarray | pd.Series, axis: str = "y") -> bool:
