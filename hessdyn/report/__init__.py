@@ -5,7 +5,8 @@ Modules, in the order data flows through them:
 * :mod:`~hessdyn.report.runs` finds run directories and labels each by the group-by config key;
 * :mod:`~hessdyn.report.tables` reads every run's ``metrics/train.csv`` and analysis tables;
 * :mod:`~hessdyn.report.aggregate` turns them into tidy frames of mean and band over seeds;
-* :mod:`~hessdyn.report.figures` draws one figure per function (with :mod:`~hessdyn.report.style`);
+* :mod:`~hessdyn.report.figures` (a package by topic) draws one figure per function, styled by
+  :mod:`~hessdyn.report.style`;
 * :mod:`~hessdyn.report.page` renders ``index.html``; :mod:`~hessdyn.report.provenance` the settings;
 * :mod:`~hessdyn.report.build` writes the folder, :mod:`~hessdyn.report.folders` swaps it in whole;
   :mod:`~hessdyn.report.command` is the Hydra task.

@@ -1,0 +1,183 @@
+"""Motion of the top eigenspace: displacement, overlaps, two-time (aging) overlap, gradient alignment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from hessdyn.report import aggregate as agg
+from hessdyn.report.figures.base import FigureResult, band_text, per_group_axes, present, present_groups
+from hessdyn.report.style import (
+    FigureOptions,
+    draw_series,
+    legend,
+    new_figure,
+    note_individual,
+    set_log,
+    shade,
+    step_axis,
+)
+from hessdyn.report.tables import SweepTables
+
+
+def displacement_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
+    data = agg.displacement_data(tables, o.ranks, o.level)
+    if present(data).empty:
+        return None
+    fig, axes = new_figure(2, sharey=True)
+    for ax, metric, what in zip(
+        axes,
+        ("displacement_matched", "displacement_ranked"),
+        ("matched (cluster-aware)", "rank by rank"),
+        strict=True,
+    ):
+        for g in o.groups:
+            draw_series(
+                ax,
+                data[(data["group"] == g) & (data["metric"] == metric)],
+                "step",
+                o.colors[g],
+                g,
+                marker="o",
+            )
+        ax.set_title(what)
+        step_axis(ax, o.log_x, "training step (later checkpoint of the pair)")
+    axes[0].set_ylabel(f"displacement 2(1−|overlap|), mean of ranks 1–{o.ranks}")
+    note_individual(axes[0], data)
+    legend(axes[0])
+    caption = (
+        "Motion of the leading Hessian eigenvectors between consecutive analyzed checkpoints: displacement "
+        "2(1 − |⟨v(t), v(t′)⟩|) (0 = unchanged, 2 = orthogonal), averaged over ranks 1–"
+        f"{o.ranks}, plotted at the later checkpoint. Left: each eigenvector against its match at t′ (cluster-aware); "
+        "right: rank i against rank i (a crossing shows as motion). Checkpoint spacing is not uniform, so the "
+        "displacement is per checkpoint interval, not per step. " + band_text(o)
+    )
+    return FigureResult("displacement", "Eigenvector displacement", caption, fig, data)
+
+
+def overlap_endpoints_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
+    data = agg.endpoint_overlap_data(tables, o.level)
+    if present(data).empty:
+        return None
+    fig, axes = new_figure(2, sharey=True)
+    for ax, which in zip(axes, ("first", "last"), strict=True):
+        for g in o.groups:
+            draw_series(
+                ax, data[(data["group"] == g) & (data["with"] == which)], "step", o.colors[g], g, marker="o"
+            )
+        ax.set_title(f"with the {which} checkpoint")
+        ax.set_ylim(-0.02, 1.05)
+        step_axis(ax, o.log_x)
+    axes[0].set_ylabel("subspace overlap ||Q_aᵀQ_b||²_F / k")
+    note_individual(axes[0], data)
+    legend(axes[0])
+    caption = (
+        "Overlap of the top-k eigenspace at each checkpoint with that of the first (left) and of the last analyzed "
+        "checkpoint (right): ||Q_aᵀQ_b||²_F / k, the mean squared cosine of the principal angles (1 = same "
+        "subspace, about k/P for random subspaces). " + band_text(o)
+    )
+    return FigureResult(
+        "overlap_endpoints", "Subspace overlap with the first and last checkpoint", caption, fig, data
+    )
+
+
+def aging_heatmap_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
+    data = agg.two_time_data(tables, o.level)
+    data = present(data)
+    if data.empty:
+        return None
+    groups = present_groups(o, data)
+    fig, axes = new_figure(len(groups), width=3.4, height=3.1)
+    image = None
+    for g, ax in zip(groups, axes, strict=True):
+        rows = data[data["group"] == g]
+        steps = np.unique(np.concatenate([rows["t_w"], rows["t"]]))
+        index = {s: i for i, s in enumerate(steps)}
+        grid = np.full((len(steps), len(steps)), np.nan)
+        np.fill_diagonal(grid, 1.0)
+        for _, r in rows.iterrows():
+            grid[index[r["t_w"]], index[r["t"]]] = r["mean"]
+        image = ax.imshow(grid, origin="lower", vmin=0.0, vmax=1.0, cmap="viridis", interpolation="nearest")
+        ticks = np.unique(np.round(np.linspace(0, len(steps) - 1, min(6, len(steps)))).astype(int))
+        ax.set_xticks(ticks, [f"{steps[i]:g}" for i in ticks], rotation=45)
+        ax.set_yticks(ticks, [f"{steps[i]:g}" for i in ticks])
+        ax.set_xlabel("t = t_w + τ (step)")
+        ax.set_ylabel("t_w (step)")
+        ax.set_title(g, color=o.colors[g])
+        ax.grid(False)
+    fig.colorbar(image, ax=axes, shrink=0.8, label="C(t_w, t_w+τ)")
+    caption = (
+        "Two-time overlap C(t_w, t_w + τ) = ||Q(t_w)ᵀQ(t_w+τ)||²_F / k of the top-k eigenspaces for every pair of "
+        "analyzed checkpoints (trajectory.csv subspace_overlap), mean over the seeds in means, one panel per group. "
+        "Axes are indexed by checkpoint (labels: steps), so log-spaced checkpoints are evenly spaced; the diagonal is 1."
+    )
+    return FigureResult("aging_heatmap", "Two-time overlap (heatmap)", caption, fig, data)
+
+
+def aging_curves_figure(tables: SweepTables, o: FigureOptions, max_curves: int = 8) -> FigureResult | None:
+    data = agg.two_time_data(tables, o.level)
+    data = present(data)
+    data = data[data["tau"] > 0] if not data.empty else data
+    if data.empty:
+        return None
+    groups = present_groups(o, data)
+    fig, axes = per_group_axes(o, groups)
+    kept = []
+    for g, ax in axes.items():
+        rows = data[data["group"] == g]
+        waits = np.unique(rows["t_w"])
+        waits = waits[
+            np.unique(np.round(np.linspace(0, len(waits) - 1, min(max_curves, len(waits)))).astype(int))
+        ]
+        for i, tw in enumerate(waits):
+            sub = rows[rows["t_w"] == tw]
+            kept.append(sub)
+            draw_series(
+                ax,
+                sub,
+                "tau",
+                shade(o.colors[g], len(waits) - 1 - i, len(waits)),
+                f"t_w={tw:g}" if i in (0, len(waits) - 1) else None,
+                marker="o",
+                linewidth=1.0,
+            )
+        set_log(ax, "x")
+        ax.set_xlabel("lag τ (steps, log)")
+        ax.set_ylim(-0.02, 1.05)
+        legend(ax, fontsize=7)
+    next(iter(axes.values())).set_ylabel("C(t_w, t_w+τ)")
+    caption = (
+        "Aging: the two-time overlap C(t_w, t_w + τ) of the top-k eigenspaces against the lag τ, one curve per "
+        f"waiting time t_w (up to {max_curves}, evenly chosen; darker = later t_w), mean over the seeds in means. "
+        "Curves that decay more slowly at later t_w show aging."
+    )
+    return FigureResult(
+        "aging_curves",
+        "Two-time overlap against lag (aging)",
+        caption,
+        fig,
+        pd.concat(kept, ignore_index=True),
+    )
+
+
+def alignment_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
+    data = agg.alignment_data(tables, o.level)
+    if present(data).empty:
+        return None
+    fig, axes = new_figure(2, sharey=True)
+    for ax, metric, what in zip(
+        axes, ("grad_alignment", "update_alignment"), ("full-batch gradient", "optimizer update"), strict=True
+    ):
+        for g in o.groups:
+            draw_series(ax, data[(data["group"] == g) & (data["metric"] == metric)], "step", o.colors[g], g)
+        ax.set_title(what)
+        step_axis(ax, o.log_x)
+    axes[0].set_ylabel("fraction in top-k eigenspace")
+    note_individual(axes[0], data)
+    legend(axes[0])
+    caption = (
+        "Fraction ||P g||² / ||g||² of the full-batch gradient (left) and of the optimizer's update (right) that lies "
+        "in the span of the top-k Hessian eigenvectors (summary.csv grad_alignment, update_alignment); a random "
+        "direction gives about k/P. " + band_text(o)
+    )
+    return FigureResult("alignment", "Gradient and update alignment", caption, fig, data)

@@ -1,0 +1,56 @@
+"""Figure functions: one color per group everywhere, optional log step axis, None without data."""
+
+from __future__ import annotations
+
+import matplotlib.colors as mcolors
+import pytest
+
+from hessdyn.report.figures import FIGURES
+from hessdyn.report.figures.curvature import eigenvalues_figure
+from hessdyn.report.figures.training import loss_figure
+from hessdyn.report.runs import discover_runs
+from hessdyn.report.style import FigureOptions, group_colors
+from hessdyn.report.tables import load_tables
+
+
+@pytest.fixture(scope="module")
+def tables(clean_sweep):
+    return load_tables(discover_runs(str(clean_sweep), [], "optimizer"))
+
+
+def _options(log_x: bool = False) -> FigureOptions:
+    groups = ("adam", "sgd")
+    return FigureOptions(groups=groups, colors=group_colors(groups), log_x=log_x)
+
+
+def test_a_group_has_one_color_in_every_figure(tables) -> None:
+    options = _options()
+    loss = loss_figure(tables, options)
+    eig = eigenvalues_figure(tables, options)
+    for group in ("adam", "sgd"):
+        color = mcolors.to_hex(options.colors[group])
+        (line,) = [ln for ln in loss.figure.axes[0].get_lines() if ln.get_label() == group]
+        assert mcolors.to_hex(line.get_color()) == color
+        (panel,) = [ax for ax in eig.figure.axes if ax.get_title() == group]
+        assert mcolors.to_hex(panel.title.get_color()) == color
+        rank1 = [ln for ln in panel.get_lines() if ln.get_label() == "λ1"]
+        assert mcolors.to_hex(rank1[0].get_color()) == color
+    assert options.colors["adam"] != options.colors["sgd"]
+
+
+def test_log_x_gives_a_symlog_step_axis(tables) -> None:
+    linear = loss_figure(tables, _options(log_x=False)).figure.axes[0]
+    log = loss_figure(tables, _options(log_x=True)).figure.axes[0]
+    assert linear.get_xscale() == "linear"
+    assert log.get_xscale() == "symlog" and "symlog" in log.get_xlabel()
+
+
+def test_axes_are_labelled(tables) -> None:
+    loss = loss_figure(tables, _options()).figure.axes[0]
+    assert "nats" in loss.get_ylabel() and "step" in loss.get_xlabel()
+
+
+def test_no_data_gives_no_figure(tmp_path) -> None:
+    empty = load_tables([])
+    for spec in FIGURES:
+        assert spec.draw(empty, _options()) is None, spec.name
