@@ -186,7 +186,7 @@ def _runs(content: PageContent, colors: dict[str, str]) -> str:
         seed = "–" if pd.isna(r["seed"]) else str(int(r["seed"]))
         rows.append(
             [
-                f"<code>{escape(str(r['run']))}</code>",
+                f'<code title="{escape(str(r["run_dir"]))}">{escape(str(r["run"]))}</code>',
                 _group_cell(str(r["group"]), colors),
                 seed,
                 f'<span class="status {status}">{status}</span>',

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ class RunInfo:
     """
 
     path: Path
-    name: str  # path relative to the report's source folder, for display
+    name: str  # path relative to the report's source folder, less overrides all runs share (display)
     status: str
     group: str  # label of the group-by value, e.g. "sgd", "lr=0.1", "widths=[64, 64]"
     group_sort: tuple  # sort key of the group-by value (numbers numerically)
@@ -237,17 +238,35 @@ def read_run(path: Path, group_by: str, name: str) -> RunInfo:
     )
 
 
+_OVERRIDE_ITEM = re.compile(r",(?=[A-Za-z_+~][\w.]*=)")  # commas between key=value items, not inside [..]
+
+
+def _without_common_overrides(names: list[str]) -> list[str]:
+    """Drop the ``key=value`` items every folder name shares (Hydra's override_dirname repeats fixed
+    overrides in every run), when the names stay distinct: ``optimizer=sgd,seed=0`` instead of
+    ``checkpoint.num=5,...,optimizer=sgd,seed=0,trainer.max_steps=60``."""
+    if len(names) < 2:
+        return names
+    heads, leaves = zip(*(n.rpartition("/")[::2] for n in names), strict=True)
+    items = [_OVERRIDE_ITEM.split(leaf) for leaf in leaves]
+    common = set.intersection(*(set(i) for i in items))
+    short = [",".join(x for x in i if x not in common) for i in items]
+    out = [f"{h}/{s}" if h else s for h, s in zip(heads, short, strict=True)]
+    return out if all(short) and len(set(out)) == len(out) else names
+
+
 def _display_names(paths: Sequence[Path], base: Path | None) -> list[str]:
+    """Names of runs for tables and legends: paths relative to ``base`` (or the runs' common folder)."""
     if base is None:
         base = Path(os.path.commonpath([str(p) for p in paths])) if len(paths) > 1 else paths[0].parent
     names = []
     for p in paths:
         try:
             rel = p.relative_to(base)
-            names.append(str(rel) if str(rel) != "." else p.name)
+            names.append(rel.as_posix() if str(rel) != "." else p.name)
         except ValueError:
             names.append(str(p))
-    return names
+    return _without_common_overrides(names)
 
 
 def discover_runs(

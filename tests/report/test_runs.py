@@ -74,7 +74,7 @@ def test_run_json_config_wins_over_hydra_config(tmp_path: Path) -> None:
 def test_run_dirs_list(tmp_path: Path) -> None:
     a, b, _ = make_sweep(tmp_path, optimizers=("sgd",), seeds=(0, 1, 2), analyzed=False)
     runs = discover_runs(None, [str(a), str(b)], "optimizer")
-    assert [r.name for r in runs] == [a.name, b.name]
+    assert [r.name for r in runs] == ["seed=0", "seed=1"]  # without the override all runs share
 
 
 @pytest.mark.parametrize(
@@ -105,3 +105,14 @@ def test_bad_input_is_one_line(tmp_path: Path, setup: str, group_by: str, messag
     with pytest.raises(HessdynError, match=message) as info:
         discover_runs(sweep_dir, run_dirs, group_by)
     assert "\n" not in str(info.value)
+
+
+def test_run_names_drop_the_overrides_every_run_shares(tmp_path: Path) -> None:
+    fixed = "checkpoint.num=5,model.widths=[16,32]"
+    for opt in ("sgd", "adam"):
+        write_run(tmp_path / f"{fixed},optimizer={opt},seed=0,trainer.max_steps=60", opt, 0, analyzed=False)
+    write_run(
+        tmp_path / "more" / f"{fixed},optimizer=sgd,seed=1,trainer.max_steps=60", "sgd", 1, analyzed=False
+    )
+    names = [r.name for r in discover_runs(str(tmp_path), [], "optimizer")]
+    assert names == ["optimizer=adam,seed=0", "optimizer=sgd,seed=0", "more/optimizer=sgd,seed=1"]
