@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtrit
 
-from hessdyn.report.tables import SweepTables, has_values
+from hessdyn.report.tables import SweepTables, converged, has_values
 
 STATS = ["mean", "sd", "lo", "hi", "n"]
 IN_MEANS = ("completed", "running")
@@ -120,10 +120,11 @@ def training_data(tables: SweepTables, level: float, batch: bool = True) -> pd.D
 
 # --------------------------------------------------------------------------------------- curvature
 def _top_spectrum(tables: SweepTables) -> pd.DataFrame:
+    """Converged top eigenpairs (an unconverged eigenvalue is not a result; tables.py warns about them)."""
     spectrum = tables.table("spectrum")
     if "which" in spectrum.columns:
         spectrum = spectrum[spectrum["which"].fillna("top") == "top"]
-    return spectrum
+    return spectrum[converged(spectrum)]
 
 
 def eigenvalue_data(tables: SweepTables, ranks: int, level: float) -> pd.DataFrame:

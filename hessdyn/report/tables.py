@@ -48,6 +48,14 @@ def has_values(frame: pd.DataFrame, column: str) -> bool:
     return bool(np.isfinite(values).any())
 
 
+def converged(frame: pd.DataFrame) -> pd.Series:
+    """Row mask of ``spectrum.csv``'s ``converged`` flag (True/true/1); all True without the column."""
+    if "converged" not in frame.columns:
+        return pd.Series(True, index=frame.index)
+    text = frame["converged"].astype(str).str.strip().str.lower()
+    return text.isin(["true", "1", "1.0"])
+
+
 def read_csv(path: Path, warnings: list[str]) -> pd.DataFrame | None:
     """A tidy CSV with numeric columns as floats; None (and a warning) when it is unreadable."""
     if not path.is_file():
@@ -98,6 +106,12 @@ def load_tables(runs: list[RunInfo], analysis_name: str = "default") -> SweepTab
             frame = read_csv(adir / f"{name}.csv", warnings)
             if frame is None:
                 continue
+            if name == "spectrum" and not converged(frame).all():
+                bad = int((~converged(frame)).sum())
+                warnings.append(
+                    f"{run.name}: {bad} of {len(frame)} eigenpairs did not converge (spectrum.csv); "
+                    "they are left out of the figures"
+                )
             per_table[name].append(_tag(frame, run))
             if name in ("summary", "spectrum") and "step" in frame.columns:
                 steps |= set(frame["step"].dropna().tolist())

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from hessdyn.config.schema import ReportConfig
-from hessdyn.report.aggregate import seed_series, t_band
+from hessdyn.report.aggregate import eigenvalue_data, seed_series, t_band
 from hessdyn.report.build import build_report
 from hessdyn.report.runs import discover_runs
+from hessdyn.report.tables import load_tables
 
 from .conftest import build
 from .fake_runs import make_sweep
@@ -137,3 +138,19 @@ def test_report_replaces_only_a_previous_report(tmp_path: Path) -> None:
         build_report(runs, other, ReportConfig(), source=str(sweep))
     assert (other / "thesis.tex").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "sweep"]
+
+
+def test_unconverged_eigenpairs_are_left_out_with_a_warning(tmp_path: Path) -> None:
+    (run,) = make_sweep(tmp_path / "sweep", optimizers=("sgd",), seeds=(0,), tables=("spectrum",))
+    path = run / "analysis" / "spectrum.csv"
+    spectrum = pd.read_csv(path)
+    spectrum.loc[
+        (spectrum["step"] == 100) & (spectrum["rank"] == 1) & (spectrum["which"] == "top"), "converged"
+    ] = False
+    spectrum.to_csv(path, index=False)
+    tables = load_tables(discover_runs(str(tmp_path / "sweep"), [], "optimizer"))
+    assert any("1 of 48 eigenpairs did not converge" in w for w in tables.warnings)
+    eig = eigenvalue_data(tables, ranks=5, level=0.95)
+    eig = eig[eig["metric"] == "eigenvalue"]
+    assert eig[(eig["step"] == 100)]["rank"].tolist() == [2, 3, 4, 5]
+    assert eig[(eig["step"] == 30)]["rank"].tolist() == [1, 2, 3, 4, 5]
