@@ -68,18 +68,26 @@ def seed_series(
     if runs.empty:
         return empty(keys)
     inside = runs[runs["status"].isin(IN_MEANS)]
-    rows = []
-    for key, part in inside.groupby(["group", *keys], sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        mean, sd, lo, hi, n = t_band(part[value].to_numpy(), level)
-        rows.append((*key, metric, mean, sd, lo, hi, n, ""))
+    grouped = inside.groupby(["group", *keys], sort=True)[value]
+    out = grouped.agg(mean="mean", sd="std", n="count").reset_index()
+    n = out["n"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = stdtrit(np.maximum(n - 1, 1), 0.5 + level / 2.0) * out["sd"].to_numpy() / np.sqrt(n)
+    half[n < 2] = np.nan  # one seed: no band (pandas gives sd = NaN there too)
+    out["lo"], out["hi"] = out["mean"] - half, out["mean"] + half
+    out["metric"], out["run"] = metric, ""
+    frames = [out]
     if individual:
         outside = runs[~runs["status"].isin(IN_MEANS)]
-        for _, r in outside.iterrows():
-            rows.append(
-                (r["group"], *(r[k] for k in keys), metric, r[value], np.nan, np.nan, np.nan, 1, r["run"])
-            )
-    return pd.DataFrame(rows, columns=["group", *keys, "metric", *STATS, "run"])
+        frames.append(
+            outside.assign(metric=metric, mean=outside[value], sd=np.nan, lo=np.nan, hi=np.nan, n=1)[
+                ["group", *keys, "metric", *STATS, "run"]
+            ]
+        )
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return empty(keys)
+    return pd.concat(frames, ignore_index=True)[["group", *keys, "metric", *STATS, "run"]]
 
 
 def combine(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
