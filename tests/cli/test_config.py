@@ -24,7 +24,9 @@ def test_group_options_on_disk_match_schemas(group: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "override", [f"{g}={o}" for g in sorted(GROUP_SCHEMAS) for o in _options(g)] + [f"analysis={o}" for o in _options("analysis")]
+    "override",
+    [f"{g}={o}" for g in sorted(GROUP_SCHEMAS) for o in _options(g)]
+    + [f"analysis={o}" for o in _options("analysis")],
 )
 def test_every_option_composes_and_validates(override: str) -> None:
     assert preflight("train", [override], multirun=False, check=None) == 1
@@ -43,12 +45,24 @@ def test_multirun_expands_every_job() -> None:
     ("override", "pattern"),
     [
         ("model=resnet", r"unknown model 'resnet' \(choose from: mlp, three_layer, wide_resnet\)"),
-        ("optimizer=adagrad", r"unknown optimizer 'adagrad' \(choose from: adam, adamw, momentum, rmsprop, sgd\)"),
-        ("model.activation=swish", r"invalid value for 'model.activation': 'swish' \(choose from: relu, tanh, gelu, softplus, sigmoid\)"),
+        (
+            "optimizer=adagrad",
+            r"unknown optimizer 'adagrad' \(choose from: adam, adamw, momentum, rmsprop, sgd\)",
+        ),
+        (
+            "model.activation=swish",
+            r"invalid value for 'model.activation': 'swish' \(choose from: relu, tanh, gelu, softplus, sigmoid\)",
+        ),
         ("optimizer.lr=-0.1", r"invalid value for 'optimizer.lr': must be > 0, got -0.1"),
-        ("optimizer.lrr=0.1", r"unknown config key 'optimizer.lrr' \(valid keys of optimizer: name, lr, weight_decay\)"),
+        (
+            "optimizer.lrr=0.1",
+            r"unknown config key 'optimizer.lrr' \(valid keys of optimizer: name, lr, weight_decay\)",
+        ),
         ("trainer.batch_size=big", r"invalid value for 'trainer.batch_size': 'big' is not a valid integer"),
-        ("checkpoint.schedule=sometimes", r"invalid value for 'checkpoint.schedule': 'sometimes' \(choose from: every, log, list\)"),
+        (
+            "checkpoint.schedule=sometimes",
+            r"invalid value for 'checkpoint.schedule': 'sometimes' \(choose from: every, log, list\)",
+        ),
         ("+typo_key=1", r"unknown config key 'typo_key'"),
         ("device=tpu", r"invalid value for 'device': 'tpu' \(choose from: auto, cpu, cuda\)"),
         ("model.widths=[64,0]", r"invalid value for 'model.widths'"),
