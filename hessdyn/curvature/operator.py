@@ -1,0 +1,99 @@
+"""The symmetric linear-operator interface every curvature matrix and solver speaks."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+
+from hessdyn.curvature.mode import HessianMode
+from hessdyn.curvature.params import ParamLayout
+
+
+class CurvatureOperator(ABC):
+    """A symmetric P×P matrix known through products.
+
+    `matvec` maps (P,) -> (P,), `matmat` maps (P, m) -> (P, m), in `dtype` on `device` (inputs of another
+    floating dtype are cast). `num_hvps` counts vector products: a block of m counts m.
+    """
+
+    def __init__(
+        self, layout: ParamLayout, dtype: torch.dtype, device: torch.device, mode: HessianMode | None = None
+    ) -> None:
+        self.layout = layout
+        self.dtype = dtype
+        self.device = device
+        self.mode = mode
+        self._num_hvps = 0
+
+    @property
+    def size(self) -> int:
+        return self.layout.numel
+
+    @property
+    def num_hvps(self) -> int:
+        return self._num_hvps
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        if v.shape != (self.size,):
+            raise ValueError(f"matvec expects shape ({self.size},), got {tuple(v.shape)}")
+        return self.matmat(v[:, None])[:, 0]
+
+    def matmat(self, V: torch.Tensor) -> torch.Tensor:
+        if V.dim() != 2 or V.shape[0] != self.size:
+            raise ValueError(f"matmat expects shape ({self.size}, m), got {tuple(V.shape)}")
+        if V.shape[1] == 0:
+            return torch.zeros(self.size, 0, dtype=self.dtype, device=self.device)
+        self._num_hvps += V.shape[1]
+        return self._matmat(V.to(device=self.device, dtype=self.dtype))
+
+    @abstractmethod
+    def _matmat(self, V: torch.Tensor) -> torch.Tensor:
+        """(P, m) -> (P, m) in `dtype`; counting and checks are done by the caller."""
+
+    def __matmul__(self, V: torch.Tensor) -> torch.Tensor:
+        return self.matvec(V) if V.dim() == 1 else self.matmat(V)
+
+
+class MatrixOperator(CurvatureOperator):
+    """An explicit symmetric matrix behind the operator interface (solver tests, dense ground truth)."""
+
+    def __init__(self, matrix: torch.Tensor) -> None:
+        if matrix.dim() != 2 or matrix.shape[0] != matrix.shape[1]:
+            raise ValueError(f"expected a square matrix, got shape {tuple(matrix.shape)}")
+        n = matrix.shape[0]
+        super().__init__(ParamLayout(("matrix",), (torch.Size([n]),)), matrix.dtype, matrix.device)
+        self.matrix = matrix
+
+    def _matmat(self, V: torch.Tensor) -> torch.Tensor:
+        return self.matrix @ V
+
+
+class DiagonalConjugate(CurvatureOperator):
+    """D·A·D for D = diag(d), d > 0, sharing A's product counter.
+
+    With d = P^{-1/2} (Adam's preconditioner) this is the preconditioned Hessian; with d = |θ| it is the
+    scale-invariant sharpness operator diag(|θ|)·H·diag(|θ|).
+    """
+
+    def __init__(self, inner: CurvatureOperator, d: torch.Tensor) -> None:
+        if d.shape != (inner.size,):
+            raise ValueError(f"d must have shape ({inner.size},), got {tuple(d.shape)}")
+        if not bool((d > 0).all()):
+            raise ValueError("d must be strictly positive (add a floor, e.g. |θ| + ε)")
+        super().__init__(inner.layout, inner.dtype, inner.device, inner.mode)
+        self.inner = inner
+        self.d = d.to(device=inner.device, dtype=inner.dtype)
+
+    @property
+    def num_hvps(self) -> int:
+        return self.inner.num_hvps
+
+    def matmat(self, V: torch.Tensor) -> torch.Tensor:
+        if V.dim() != 2 or V.shape[0] != self.size:
+            raise ValueError(f"matmat expects shape ({self.size}, m), got {tuple(V.shape)}")
+        return self._matmat(V.to(device=self.device, dtype=self.dtype))
+
+    def _matmat(self, V: torch.Tensor) -> torch.Tensor:
+        d = self.d[:, None]
+        return d * self.inner.matmat(d * V)

@@ -1,0 +1,168 @@
+"""The empirical risk of a model on a fixed Hessian set: the one place that owns data, weighting and mode.
+
+The caller's module is never mutated: the risk works on a private deep copy whose train/eval flags are set
+by the Hessian mode, and evaluates it with `torch.func.functional_call` on detached parameter copies.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from hessdyn.curvature.mode import HessianMode
+from hessdyn.curvature.params import ParamLayout
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class HessianSet:
+    """A fixed set of examples: inputs x (N, ...), integer labels y (N,), and their indices in the source."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    indices: torch.Tensor
+
+
+def select_hessian_set(x: torch.Tensor, y: torch.Tensor, n: int | None, seed: int = 0) -> HessianSet:
+    """The first `n` examples of a seeded permutation, kept in source order; n=None or n >= N keeps all."""
+    total = x.shape[0]
+    if y.shape[0] != total:
+        raise ValueError(f"x has {total} examples but y has {y.shape[0]}")
+    if n is None or n >= total:
+        idx = torch.arange(total)
+    else:
+        if n < 1:
+            raise ValueError(f"Hessian set size must be >= 1, got {n}")
+        gen = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(total, generator=gen)[:n].sort().values
+    dev_idx = idx.to(x.device)
+    return HessianSet(x=x[dev_idx], y=y[idx.to(y.device)], indices=idx)
+
+
+def cast_model(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """A deep copy of `model` with floating parameters and buffers cast to `dtype`; `model` is untouched."""
+    return copy.deepcopy(model).to(dtype)
+
+
+def _configure_copy(model: nn.Module, mode: HessianMode, dtype: torch.dtype | None) -> nn.Module:
+    module = copy.deepcopy(model)
+    if dtype is not None:
+        module = module.to(dtype)
+    # eval() everywhere turns off dropout and any other train-only randomness; BatchNorm is then
+    # switched back on explicitly when the mode asks for batch statistics.
+    module.eval()
+    for sub in module.modules():
+        if isinstance(sub, _BatchNorm) and mode.batchnorm == "train":
+            sub.train()
+            # With tracking off, F.batch_norm receives no running buffers, so nothing is updated.
+            sub.track_running_stats = False
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+@dataclass(frozen=True)
+class LossGradient:
+    """Mean loss over the Hessian set (float) and its flat gradient (P,) in layout order."""
+
+    loss: float
+    gradient: torch.Tensor
+
+
+class EmpiricalRisk:
+    """Mean loss over a Hessian set as a function of the selected parameters.
+
+    L(θ) = Σ_b (n_b / N) · loss_fn(f(θ, x_b), y_b)  [+ (c/2)·||θ_decayed||² with c = mode.weight_decay],
+    so with batchnorm="eval" the value and its derivatives do not depend on `batch_size`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        loss_fn: LossFn | None = None,
+        batch_size: int | None = None,
+        params: Sequence[str] | None = None,
+        mode: HessianMode | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"x has {x.shape[0]} examples but y has {y.shape[0]}")
+        if x.shape[0] == 0:
+            raise ValueError("the Hessian set is empty")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
+        self.mode = mode if mode is not None else HessianMode()
+        self.loss_fn: LossFn = loss_fn if loss_fn is not None else F.cross_entropy
+        self.layout = ParamLayout.from_model(model, params)
+        self.module = _configure_copy(model, self.mode, dtype)
+        named = dict(self.module.named_parameters())
+        self.params: tuple[torch.Tensor, ...] = tuple(
+            named[n].detach().clone().requires_grad_(True) for n in self.layout.names
+        )
+        self.dtype = self.params[0].dtype
+        self.device = self.params[0].device
+        if x.is_floating_point():
+            x = x.to(self.dtype)
+        n_total = x.shape[0]
+        size = n_total if batch_size is None else batch_size
+        self.batches: tuple[tuple[torch.Tensor, torch.Tensor, float], ...] = tuple(
+            (x[i : i + size], y[i : i + size], min(size, n_total - i) / n_total)
+            for i in range(0, n_total, size)
+        )
+        self.num_examples = n_total
+        self.decay_mask: torch.Tensor | None = None
+        if self.mode.weight_decay > 0:
+            select = self.mode.decayed if self.mode.decayed is not None else self.layout.names
+            self.decay_mask = self.layout.mask(select, dtype=self.dtype, device=self.device)
+
+    @property
+    def size(self) -> int:
+        return self.layout.numel
+
+    def outputs(self, params: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Network outputs f(θ, x) with θ given as per-parameter tensors in layout order."""
+        return functional_call(self.module, dict(zip(self.layout.names, params, strict=True)), (x,))
+
+    def batch_loss(
+        self, params: Sequence[torch.Tensor], batch: tuple[torch.Tensor, torch.Tensor, float]
+    ) -> torch.Tensor:
+        """This batch's share (n_b / N) · mean loss of the data term; weight decay excluded."""
+        xb, yb, weight = batch
+        return self.loss_fn(self.outputs(params, xb), yb) * weight
+
+    def flat_params(self) -> torch.Tensor:
+        """θ as a flat (P,) vector in the risk's dtype."""
+        return self.layout.flatten([p.detach() for p in self.params])
+
+    def add_weight_decay(self, out: torch.Tensor, vecs: torch.Tensor) -> torch.Tensor:
+        """out + c·mask⊙vecs for (P,) or (P, m) tensors: the L2 term's share of a curvature product."""
+        if self.decay_mask is None:
+            return out
+        mask = self.decay_mask if vecs.dim() == 1 else self.decay_mask[:, None]
+        return out + self.mode.weight_decay * mask * vecs
+
+    def loss_and_gradient(self) -> LossGradient:
+        """Mean loss (float) and its flat gradient (P,), weight-decay term included when the mode has one."""
+        total = torch.zeros(self.size, dtype=self.dtype, device=self.device)
+        loss = 0.0
+        for batch in self.batches:
+            value = self.batch_loss(self.params, batch)
+            grads = torch.autograd.grad(value, self.params, allow_unused=True, materialize_grads=True)
+            total += self.layout.flatten(grads)
+            loss += float(value.detach())
+        if self.decay_mask is not None:
+            theta = self.flat_params()
+            total = self.add_weight_decay(total, theta)
+            loss += 0.5 * self.mode.weight_decay * float((self.decay_mask * theta).pow(2).sum())
+        return LossGradient(loss=loss, gradient=total)
