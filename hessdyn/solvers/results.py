@@ -1,0 +1,106 @@
+"""Frozen result objects of the solvers: numbers always travel with their accuracy and cost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+Which = Literal["largest", "smallest", "both"]
+
+
+@dataclass(frozen=True)
+class EigenResult:
+    """Extreme eigenpairs of a symmetric operator.
+
+    eigenvalues (k,) float64: descending for "largest", ascending for "smallest"; for "both" the
+        `num_largest` largest (descending) followed by the smallest (ascending).
+    eigenvectors (k, P) float64: unit rows, sign fixed so the largest-magnitude entry is positive.
+    residuals (k,): true residual norms ||A v − λ v|| (absolute, in eigenvalue units).
+    converged (k,) bool: residual <= tol · scale, scale = |λ| of largest magnitude seen (`scale`).
+    num_hvps: operator products spent (a block of m counts m); wall_seconds: elapsed time.
+    """
+
+    eigenvalues: torch.Tensor
+    eigenvectors: torch.Tensor
+    residuals: torch.Tensor
+    converged: torch.Tensor
+    num_hvps: int
+    wall_seconds: float
+    which: Which
+    tol: float
+    scale: float
+    method: str
+    num_largest: int
+
+    @property
+    def relative_residuals(self) -> torch.Tensor:
+        """residuals / scale, the quantity compared with `tol`."""
+        return self.residuals / self.scale if self.scale > 0 else self.residuals
+
+    @property
+    def all_converged(self) -> bool:
+        return bool(self.converged.all())
+
+    def part(self, which: Literal["largest", "smallest"]) -> EigenResult:
+        """The "largest" or "smallest" half of a which="both" result (or the whole result if it matches)."""
+        if self.which == which:
+            return self
+        if self.which != "both":
+            raise ValueError(f"result holds {self.which!r} eigenpairs, not {which!r}")
+        k = self.num_largest
+        sl = slice(0, k) if which == "largest" else slice(k, None)
+        return EigenResult(
+            self.eigenvalues[sl],
+            self.eigenvectors[sl],
+            self.residuals[sl],
+            self.converged[sl],
+            self.num_hvps,
+            self.wall_seconds,
+            which,
+            self.tol,
+            self.scale,
+            self.method,
+            k if which == "largest" else 0,
+        )
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    """Stochastic estimates of tr(A) and tr(A²) with standard errors of the mean (same units as A, A²).
+
+    trace_sq is the Frobenius norm squared, Σ λ_i²; num_probes counts the random probes behind the estimates.
+    """
+
+    trace: float
+    trace_se: float
+    trace_sq: float
+    trace_sq_se: float
+    num_probes: int
+    num_hvps: int
+    wall_seconds: float
+    method: str
+
+
+@dataclass(frozen=True)
+class SpectralDensityResult:
+    """Stochastic Lanczos quadrature of the eigenvalue density.
+
+    nodes, weights (num_probes, m): Gauss quadrature per probe; each probe's weights sum to 1, so
+        Σ_j weights[i, j]·g(nodes[i, j]) estimates (1/P)·Σ_λ g(λ).
+    grid (G,), density (G,): mean over probes of Gaussian-broadened quadratures (standard deviation `sigma`,
+        eigenvalue units); the density integrates to 1 over the real line (to ~1 over the grid).
+    """
+
+    nodes: torch.Tensor
+    weights: torch.Tensor
+    grid: torch.Tensor
+    density: torch.Tensor
+    sigma: float
+    num_hvps: int
+    wall_seconds: float
+
+    def moment(self, p: int) -> float:
+        """Quadrature estimate of (1/P)·tr(A^p)."""
+        return float((self.weights * self.nodes.pow(p)).sum(dim=1).mean())
