@@ -112,8 +112,8 @@ class EmpiricalRisk:
         )
         self.dtype = self.params[0].dtype
         self.device = self.params[0].device
-        if x.is_floating_point():
-            x = x.to(self.dtype)
+        x = x.to(self.device, dtype=self.dtype) if x.is_floating_point() else x.to(self.device)
+        y = y.to(self.device)
         n_total = x.shape[0]
         size = n_total if batch_size is None else batch_size
         self.batches: tuple[tuple[torch.Tensor, torch.Tensor, float], ...] = tuple(

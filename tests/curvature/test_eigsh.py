@@ -53,6 +53,22 @@ def test_both_ends_with_different_counts(hessian_and_spectrum, method):
     torch.testing.assert_close(res.part("smallest").eigenvalues, w[:2], rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.parametrize("which", ["largest", "smallest", "both"])
+def test_thick_restarts_keep_the_answer(which):
+    gen = torch.Generator().manual_seed(5)
+    spectrum = torch.cat(
+        [torch.tensor([9.0, 8.5, 8.0, 7.0, -6.0, -5.5]), torch.rand(294, generator=gen) * 4 - 2]
+    )
+    A, _ = spectrum_matrix(spectrum.double())
+    w = torch.linalg.eigvalsh(A)
+    small = eigsh_topk(MatrixOperator(A), 3, which=which, tol=1e-10, max_basis=10)
+    large = eigsh_topk(MatrixOperator(A), 3, which=which, tol=1e-10)
+    assert small.all_converged and small.num_hvps > 10  # it had to restart
+    expected = {"largest": w.flip(0)[:3], "smallest": w[:3], "both": torch.cat([w.flip(0)[:3], w[:3]])}[which]
+    for res in (small, large):
+        torch.testing.assert_close(res.eigenvalues, expected, rtol=1e-10, atol=0)
+
+
 def test_reported_residuals_are_true_residuals(hessian_and_spectrum):
     model, x, y, w, _ = hessian_and_spectrum
     for dtype, agree in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
