@@ -182,20 +182,22 @@ def lanczos_topk(
         raise ValueError("v0 is zero")
     expand(Z0[: min(m_max - 1, max_hvps)], None)
 
-    def restart(sel: torch.Tensor) -> None:
+    def restart(Sk: torch.Tensor) -> None:
+        """Shrink the basis to the Ritz vectors V·Sk (thick restart); Q is untouched, B rotates along."""
         nonlocal j, B
-        Sk = S[:, sel]
-        keep = sel.numel()
+        keep = Sk.shape[1]
         V[:keep] = Sk.T @ V[:j]
         G[:keep, :keep] = Sk.T @ G[:j, :j] @ Sk
         B = B @ Sk
         j = keep
 
+    scale = 0.0
     guard: int | None = None  # steps left in the completeness check; None until the wanted pairs converge
     while True:
         Gs = G[:j, :j]
         theta, S = torch.linalg.eigh(0.5 * (Gs + Gs.T))
-        scale = float(theta.abs().max())
+        # |λ|max seen so far: a restart that keeps only the small end must not shrink the tolerance's scale
+        scale = max(scale, float(theta.abs().max()))
         idx = wanted_indices(j, k_top, k_bottom) if j >= kw else torch.arange(j - 1, -1, -1)
         Sw = S[:, idx]
         res = torch.sqrt(((Gs @ Sw - Sw * theta[idx]) ** 2).sum(0) + (B @ Sw).pow(2).sum(0))
@@ -212,7 +214,7 @@ def lanczos_topk(
             # direction: an eigenvalue that belongs among the wanted ones but was missed (a copy of a
             # near-multiple eigenvalue, which a single Krylov sequence cannot resolve) shows up as a new,
             # unconverged wanted Ritz pair and the iteration resumes.
-            restart(idx)
+            restart(S[:, idx])
             guard = min(guard_steps, m_max - kw, n - kw)
             expand(fresh(1), None)
             guard -= 1
@@ -231,7 +233,7 @@ def lanczos_topk(
         if j + want > m_max:
             want = min(want, m_max - kw)
             keep = min(kw + (m_max - kw) // 2, m_max - want)
-            restart(_keep_on_restart(j, k_top, k_bottom, keep))
+            restart(S[:, _keep_on_restart(j, k_top, k_bottom, keep)])
             continue
         # Directions: the residuals of the unconverged wanted pairs, worst first; they lie in span(Q).
         Y = B @ Sw[:, unconv]

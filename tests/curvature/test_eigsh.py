@@ -69,6 +69,17 @@ def test_thick_restarts_keep_the_answer(which):
         torch.testing.assert_close(res.eigenvalues, expected, rtol=1e-10, atol=0)
 
 
+def test_restart_keeping_the_small_end_does_not_shrink_the_tolerance_scale():
+    """Regression: after a restart kept only small Ritz values, tol was applied relative to them, not λ1."""
+    gen = torch.Generator().manual_seed(6)
+    spectrum = torch.cat([torch.tensor([100.0, 50.0]), torch.rand(398, generator=gen) * 0.2 - 0.01]).double()
+    A, _ = spectrum_matrix(spectrum)
+    res = eigsh_topk(MatrixOperator(A), 2, which="smallest", tol=1e-6, max_basis=20, max_hvps=600)
+    assert res.all_converged and res.num_hvps < 600
+    assert abs(res.scale - 100.0) < 1e-6
+    torch.testing.assert_close(res.eigenvalues, torch.linalg.eigvalsh(A)[:2], rtol=0, atol=1e-6 * 100)
+
+
 def test_reported_residuals_are_true_residuals(hessian_and_spectrum):
     model, x, y, w, _ = hessian_and_spectrum
     for dtype, agree in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
