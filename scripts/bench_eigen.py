@@ -18,7 +18,8 @@ Last, the cost of one HVP relative to one gradient over the same 5,000 images, o
 
 usage: python scripts/bench_eigen.py [--data-root DIR] [--quick] [--ks 1 10 20] [--threads 2] [--solve-repeats 2]
 --quick: k = 1, 10 and peers eigsh and eigenthings only. Every solver but PyHessian runs --solve-repeats
-times (default 2, round robin) and the fastest run is reported, because the machine is shared.
+times (default 3, round robin) and the fastest run is reported, because the machine is shared; the load
+average is printed with each checkpoint so a reader can judge the conditions.
 """
 
 from __future__ import annotations
@@ -370,7 +371,8 @@ def main() -> None:
         check_op = curvature_operator(model, xs, ys, dtype=torch.float64)
         print(
             f"checkpoint {name}: reference top-{max(ks) + 5} (float64, tol 1e-8) in {ref.num_hvps} HVPs, "
-            f"{time.perf_counter() - t:.1f} s; lambda_1 = {float(ref.eigenvalues[0]):.6f}"
+            f"{time.perf_counter() - t:.1f} s; lambda_1 = {float(ref.eigenvalues[0]):.6f}; "
+            f"load average {os.getloadavg()[0]:.1f}"
         )
         for k in ks:
             tools: dict[str, Callable[[], Run]] = {
@@ -406,6 +408,7 @@ def main() -> None:
                 print_row(name, r, rows[-1][2], flush=True)
     print_table(rows)
     print_ratios(rows, ks)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
     print("\nOne HVP against one gradient over the same 5,000 images (min of interleaved repeats):")
     for label, sec, ratio in hvp_costs(model_a, xs, ys, args.repeats):
         print(f"  {label:<50} {'' if sec != sec else f'{sec * 1e3:8.1f} ms'}  {ratio:5.2f}x")
