@@ -3,8 +3,10 @@
 Both return, for tangents given as per-parameter tensors of shape (m, *shape), the products H_b·t in the
 same format, where H_b is the Hessian of the batch's weighted loss share.
 
-Measured on the 784-128-128-10 MNIST MLP over 5,000 images (2 CPU threads, cost relative to one gradient):
-double backward 2.1×, forward-over-reverse 3.2×, double backward on a kept gradient graph 1.3–1.5×.
+Measured on the 784-128-128-10 MNIST MLP over 5,000 images (2 CPU threads, quiet machine, min of 8
+interleaved runs, cost relative to one gradient of 20.8 ms): double backward 2.05×, forward-over-reverse
+2.77×, double backward on a kept gradient graph 1.14×, torch.func.linearize (a kept forward-over-reverse
+trace) 1.14× — no faster than the kept graph, so it is not offered.
 Batching m tangents with vmap / is_grads_batched was no faster per vector than looping over a kept graph
 (m = 10: 1.31× vs 1.31×; m = 20: 2.2× vs 1.3×, the batched version copies the activations m times), so
 block products share the forward and first backward pass and loop the second backward.
