@@ -344,6 +344,9 @@ class TrainerConfig:
     eval_every: int = 100  # steps between test-split evaluations (also at every checkpoint)
     eval_batch_size: int = 2048
     grad_clip: float | None = None  # max global gradient norm; null = off
+    stop_at_train_loss: float | None = (
+        None  # stop once the full training-set loss (eval) is <= this; null = off
+    )
     progress: bool | None = None  # progress bar; null = only when stderr is a terminal
 
     def __post_init__(self) -> None:
@@ -360,6 +363,7 @@ class TrainerConfig:
         _positive(self.eval_every, "trainer.eval_every")
         _positive(self.eval_batch_size, "trainer.eval_batch_size")
         _positive(self.grad_clip, "trainer.grad_clip", allow_none=True)
+        _positive(self.stop_at_train_loss, "trainer.stop_at_train_loss", allow_none=True)
 
 
 @dataclass
@@ -539,6 +543,12 @@ class AnalyzeConfig:
     run_dir: str | None = None
     sweep_dir: str | None = None
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    data_root: str | None = (
+        None  # where the run's dataset lives now (default: the run's dataset.root, $HESSDYN_DATA)
+    )
+    settings_from_run: bool = (
+        False  # use each run's own `analysis` section (set by its experiment), not analysis.*
+    )
     force: bool = False  # recompute checkpoints already analyzed with this exact analysis config
 
 

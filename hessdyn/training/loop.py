@@ -23,6 +23,7 @@ from hessdyn.config import config_hash, hashable_config
 from hessdyn.config import schema as s
 from hessdyn.config.errors import HessdynError
 from hessdyn.data import DatasetSplits, TensorSplit, load_dataset
+from hessdyn.io import atomic_write_text
 from hessdyn.models import build_model
 from hessdyn.runtime import resolve_device, resolve_dtype, set_determinism
 from hessdyn.training.checkpoints import (
@@ -206,6 +207,11 @@ def train(cfg: s.TrainConfig, run_dir: str | Path, data: DatasetSplits | None = 
         resumed_from = step
         log.info("resuming %s from step %d of %d", run_dir, step, plan.total_steps)
 
+    hydra_config = run_dir / ".hydra" / "config.yaml"
+    if not hydra_config.exists():  # called as a library, not through Hydra: keep the run self-describing
+        from omegaconf import OmegaConf
+
+        atomic_write_text(hydra_config, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     metrics = MetricsLog(run_dir / "metrics" / "train.csv", resume_step=resumed_from)
     base_record = {
         "config_hash": chash,
@@ -377,8 +383,23 @@ def train(cfg: s.TrainConfig, run_dir: str | Path, data: DatasetSplits | None = 
                 )
                 bar.set_postfix(loss=f"{batch_loss:.4f}", acc=f"{acc['correct'] / acc['count']:.3f}")
                 acc = {"loss": 0.0, "correct": 0, "count": 0}
+            target = cfg.trainer.stop_at_train_loss
             if step % cfg.trainer.eval_every == 0 or step in ckpt_set:
                 eval_rows()
+                if target is not None and last["train"] is not None and last["train"] <= target:
+                    # Matched-loss comparisons: the run ends here, with a final checkpoint at this step.
+                    checkpoint()
+                    log.info("training loss %.4g <= %g at step %d: stopping", last["train"], target, step)
+                    record_status("completed", stopped_at_train_loss=target)
+                    return TrainResult(
+                        "completed",
+                        step,
+                        plan.total_steps,
+                        wall(),
+                        last["train"],
+                        last["test"],
+                        last["test_acc"],
+                    )
             if step in ckpt_set:
                 checkpoint()
         record_status("completed")
