@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from hessdyn import __version__
@@ -37,6 +38,40 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+# Keys whose values are file-system paths. Run folders are named after their overrides
+# (results/quickstart/optimizer=adam,seed=1), which Hydra's override grammar cannot read unquoted; such a
+# value is quoted here so that a path pasted from `ls` just works.
+PATH_KEYS = frozenset(
+    {
+        "run_dir",
+        "sweep_dir",
+        "out",
+        "out_dir",
+        "data_root",
+        "dataset.root",
+        "hydra.run.dir",
+        "hydra.sweep.dir",
+    }
+)
+
+
+def quote_path_overrides(args: Sequence[str]) -> list[str]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    out = []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+~") in PATH_KEYS and value and value[0] not in "'\"[":
+            try:
+                parser.parse_override(arg)
+            except Exception:
+                escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+                arg = f"{key}='{escaped}'"
+        out.append(arg)
+    return out
+
+
 def error(message: str, code: int = 2) -> int:
     print(f"hessdyn: error: {message}", file=sys.stderr)
     return code
@@ -50,11 +85,13 @@ def run_command(command: Command, argv: Sequence[str]) -> int:
     from hessdyn.commands.preflight import preflight
     from hessdyn.config import register_configs, register_resolvers
 
-    args = list(argv)
+    args = quote_path_overrides(argv)
     try:
         parsed = get_args_parser().parse_args(args)
     except SystemExit as exc:  # argparse already printed its usage line
         return int(exc.code or 2)
+    if parsed.multirun and parsed.cfg:
+        return error("-m and --cfg cannot be combined (Hydra shows one job's config); drop -m")
     info_only = any(a in _INFO_FLAGS for a in args)
     if not info_only and parsed.experimental_rerun is None:
         if parsed.config_dir or parsed.config_path or parsed.config_name:
@@ -83,6 +120,11 @@ def run_command(command: Command, argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # conf/hydra/launcher/*.yaml set defaults for the launcher plugins under the plugins' own names, which
+    # Hydra validates against the plugin's schema of that name (and warns about the matching by name).
+    warnings.filterwarnings(
+        "ignore", message=r"(?s).*is validated against ConfigStore schema with the same name"
+    )
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(_usage())
@@ -95,6 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command is None:
         return error(f"unknown command '{name}' (choose from: {', '.join(COMMANDS)}; see hessdyn --help)")
     os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+    if not command.hydra_app:
+        try:
+            return int(command.load_task()(quote_path_overrides(rest)))
+        except HessdynError as exc:
+            return error(str(exc))
     return run_command(command, rest)
 
 

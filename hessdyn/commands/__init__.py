@@ -19,7 +19,10 @@ class Command:
     config_name: str
     summary: str
     task: str  # "module:function" called with the composed DictConfig
-    check: str | None = None  # "module:function"(cfg: DictConfig) -> None, raises HessdynError
+    check: str | None = (
+        None  # "module:function"(cfg: DictConfig, multirun: bool) -> None, raises HessdynError
+    )
+    hydra_app: bool = True  # False: `task` takes the raw argument list (commands that orchestrate others)
 
     def load_task(self) -> Callable[[Any], Any]:
         return _load(self.task)
@@ -42,6 +45,20 @@ COMMANDS: dict[str, Command] = {
             "train a model on a dataset, writing checkpoints and a metrics table",
             "hessdyn.training.command:train_task",
             "hessdyn.training.command:check_train_job",
+        ),
+        Command(
+            "analyze",
+            "analyze",
+            "Hessian spectra, eigenvector trajectories and localization for every checkpoint of a run",
+            "hessdyn.analysis.command:analyze_task",
+            "hessdyn.analysis.command:check_analyze_job",
+        ),
+        Command(
+            "run",
+            "train",
+            "the whole pipeline for an experiment: train -> analyze -> report, skipping finished stages",
+            "hessdyn.pipeline.command:main",
+            hydra_app=False,
         ),
         Command(
             "report",

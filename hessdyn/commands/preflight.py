@@ -88,25 +88,44 @@ def validate(cfg: DictConfig) -> Any:
         raise PreflightError(describe_config_error(exc)) from exc
 
 
-def preflight(config_name: str, overrides: list[str], multirun: bool, check: Any | None) -> int:
-    """Validate all jobs; returns the number of jobs checked. Raises PreflightError."""
+def compose_jobs(config_name: str, overrides: list[str], multirun: bool) -> list[DictConfig]:
+    """The composed config (with its ``hydra`` node) of every job a command line launches, validated.
+
+    In a multirun the experiment's ``hydra.sweeper.params`` are expanded together with the command line's
+    sweeps, as Hydra's basic sweeper does. Raises PreflightError on the first bad job.
+    """
     register_configs()
     register_resolvers()
     GlobalHydra.instance().clear()
-    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-        first = compose_job(config_name, overrides if not multirun else _first_values(overrides))
-        params = None
-        if multirun and first.hydra.sweeper.get("params"):
-            params = OmegaConf.to_container(first.hydra.sweeper.params, resolve=False)
-        jobs = expand_jobs(overrides, multirun, params)  # type: ignore[arg-type]
-        for job in jobs[:MAX_CHECKED_JOBS]:
-            cfg = compose_job(config_name, job)
-            validate(cfg)
-            if check is not None:
-                HydraConfig.instance().set_config(cfg)
-                check(cfg, multirun)
-    GlobalHydra.instance().clear()
-    return len(jobs)
+    try:
+        with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+            first = compose_job(config_name, overrides if not multirun else _first_values(overrides))
+            params = None
+            if multirun and first.hydra.sweeper.get("params"):
+                params = OmegaConf.to_container(first.hydra.sweeper.params, resolve=False)
+            jobs = expand_jobs(overrides, multirun, params)  # type: ignore[arg-type]
+            if len(jobs) > MAX_CHECKED_JOBS:
+                raise PreflightError(
+                    f"the sweep has {len(jobs)} jobs; split it (at most {MAX_CHECKED_JOBS} per command)"
+                )
+            configs = []
+            for job in jobs:
+                cfg = compose_job(config_name, job)
+                validate(cfg)
+                configs.append(cfg)
+    finally:
+        GlobalHydra.instance().clear()
+    return configs
+
+
+def preflight(config_name: str, overrides: list[str], multirun: bool, check: Any | None) -> int:
+    """Validate all jobs and run the command's check on each; returns the number of jobs. Raises HessdynError."""
+    configs = compose_jobs(config_name, overrides, multirun)
+    if check is not None:
+        for cfg in configs:
+            HydraConfig.instance().set_config(cfg)
+            check(cfg, multirun)
+    return len(configs)
 
 
 def _first_values(overrides: list[str]) -> list[str]:

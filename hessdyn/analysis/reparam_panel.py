@@ -1,0 +1,103 @@
+"""Dinh et al. (2017) at one checkpoint: α-rescaled copies of a ReLU MLP and how each sharpness measure moves.
+
+The function is unchanged (``output_diff`` ~ 0) while λmax and the trace move with α; θᵀHθ and
+λmax(diag|θ| H diag|θ|) stay put; ε-sharpness (Keskar, box radius ε(|θ|+1)) only approximately.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from hessdyn.analysis.loading import RunContext
+from hessdyn.analysis.per_checkpoint import build_operator, hessian_mode
+from hessdyn.analysis.tables import write_csv
+from hessdyn.config import schema as s
+from hessdyn.curvature import CurvatureOperator
+from hessdyn.curvature.params import ParamLayout
+from hessdyn.reparam import (
+    FlatLoss,
+    alpha_grid,
+    alpha_rescale,
+    max_output_difference,
+    rescalable_layers,
+    sharpness_measures,
+)
+from hessdyn.solvers import eigsh_topk, hutch_plus_plus
+
+log = logging.getLogger("hessdyn.analyze")
+
+
+class _MatvecOperator(CurvatureOperator):
+    """Any object with ``matvec`` (e.g. a diagonally conjugated operator) behind the solvers' interface."""
+
+    def __init__(self, inner) -> None:  # noqa: ANN001 - any SymmetricOperator
+        super().__init__(ParamLayout(("theta",), (torch.Size([inner.size]),)), inner.dtype, inner.device)
+        self.inner = inner
+
+    def _matmat(self, V: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.inner.matvec(V[:, j]) for j in range(V.shape[1])], dim=1)
+
+
+def reparam_rows(
+    ctx: RunContext, out_dir: Path, settings: s.AnalysisConfig, dtype: torch.dtype, step: int
+) -> None:
+    """reparam.csv at checkpoint ``step`` over ``settings.reparam_alphas``; skipped for non-ReLU models."""
+    path = out_dir / "reparam.csv"
+    if path.exists():
+        return
+    model, _ = ctx.load(step)
+    try:
+        layers = rescalable_layers(model)
+    except ValueError as exc:
+        log.warning("reparam skipped: %s", exc)
+        return
+    mode = hessian_mode(settings, ctx.config.optimizer)
+    x, y = ctx.hessian_set.x, ctx.hessian_set.y
+    size = x.shape[0] if settings.batch_size is None else settings.batch_size
+    batches = [(x[i : i + size].to(dtype), y[i : i + size]) for i in range(0, x.shape[0], size)]
+    base = model.to(dtype)
+
+    def top(op) -> float:  # noqa: ANN001
+        inner = op if isinstance(op, CurvatureOperator) else _MatvecOperator(op)
+        return float(
+            eigsh_topk(
+                inner, 1, tol=settings.tol, max_hvps=settings.max_hvps, seed=settings.seed
+            ).eigenvalues[0]
+        )
+
+    def trace(op) -> float:  # noqa: ANN001
+        return hutch_plus_plus(op, settings.trace_hvps, seed=settings.seed).trace
+
+    rows = []
+    for point in alpha_grid(len(layers), settings.reparam_alphas):
+        scaled = alpha_rescale(base, point.scalings).model
+        op = build_operator(scaled, ctx.hessian_set, settings, mode, dtype)
+        measures = sharpness_measures(
+            FlatLoss(scaled, batches),
+            hessian=op,
+            top_eigenvalue=top,
+            trace=trace,
+            epsilon=settings.eps_sharpness,
+            seed=settings.seed,
+        )
+        eps = measures.epsilon_sharpness
+        rows.append(
+            {
+                "step": step,
+                "alpha": point.alpha,
+                "scalings": " ".join(f"{a:g}" for a in point.scalings),
+                "output_diff": max_output_difference(base, scaled, x.to(dtype)),
+                "loss": eps.loss if eps is not None else math.nan,
+                "lambda_max": measures.lambda_max,
+                "trace": measures.trace,
+                "eps_sharpness": eps.relative_increase_percent if eps is not None else math.nan,
+                "theta_h_theta": measures.theta_hessian_theta,
+                "scaled_lambda_max": measures.scale_invariant_lambda_max,
+            }
+        )
+    write_csv(path, pd.DataFrame(rows))
