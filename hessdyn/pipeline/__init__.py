@@ -1,0 +1,1 @@
+"""``hessdyn run``: the resumable train → analyze → report pipeline."""

@@ -1,0 +1,175 @@
+"""``hessdyn run [experiment=NAME] [overrides]``: train → analyze → report for every run of an experiment.
+
+Each stage is an ordinary hessdyn command started as a subprocess (so any Hydra launcher fans it out:
+``hydra/launcher=joblib`` or ``submitit_slurm``), and each stage is skipped when its work is done:
+training skips completed runs and resumes interrupted ones, the analysis skips analyzed checkpoints, and
+the report is rebuilt only when a run or an analysis changed after it was written. Rerunning the same
+command after an interruption therefore finishes the work without redoing it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from hessdyn.analysis.settings import analysis_dir, select_checkpoints, settings_fingerprint
+from hessdyn.commands.preflight import compose_jobs
+from hessdyn.config import to_object
+from hessdyn.config.errors import HessdynError
+from hessdyn.io import read_json
+from hessdyn.training.checkpoints import list_checkpoints
+from hessdyn.training.command import check_run_dir, job_output_dir
+from hessdyn.training.run_record import read_run_record
+
+USAGE = """usage: hessdyn run [experiment=NAME] [train overrides] [hydra/launcher=joblib|submitit_local|submitit_slurm]
+
+Runs train -> analyze -> report for every run of the experiment (its hydra.sweeper.params times your
+sweeps a=1,2), skipping finished stages: rerun the same command to resume after an interruption.
+Runs land in ${out_dir}/${name}/<overrides>/, the report in ${out_dir}/${name}/report/.
+Analysis and report settings come from the experiment (its analysis: and report: sections).
+
+examples:
+  hessdyn run experiment=quickstart
+  hessdyn run experiment=optimizer_dynamics hydra/launcher=joblib
+"""
+
+FINISHED = ("completed", "diverged")
+
+
+@dataclass(frozen=True)
+class Job:
+    run_dir: Path
+    cfg: DictConfig
+
+
+def plan(overrides: list[str]) -> list[Job]:
+    """Every training job of the command line, validated, with its run directory."""
+    jobs = []
+    for cfg in compose_jobs("train", overrides, multirun=True):
+        HydraConfig.instance().set_config(cfg)
+        run_dir = job_output_dir(cfg, multirun=True)
+        check_run_dir(run_dir, cfg)
+        jobs.append(Job(run_dir, cfg))
+    return jobs
+
+
+def _launcher_overrides(overrides: Sequence[str]) -> list[str]:
+    return [o for o in overrides if o.lstrip("+~").startswith(("hydra/launcher=", "hydra.launcher."))]
+
+
+def _call(args: list[str]) -> int:
+    print("$ hessdyn " + " ".join(args), file=sys.stderr, flush=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "hessdyn", *args], env=env, check=False).returncode
+
+
+def _analysis_done(job: Job) -> bool:
+    settings = to_object(job.cfg).analysis
+    meta_path = analysis_dir(job.run_dir, settings.name) / "analysis.json"
+    if not meta_path.exists():
+        return False
+    meta = read_json(meta_path)
+    steps = select_checkpoints([st for st, _ in list_checkpoints(job.run_dir)], settings)
+    return (
+        meta.get("status") == "complete"
+        and meta.get("fingerprint") == settings_fingerprint(settings)
+        and meta.get("selected_steps") == steps
+    )
+
+
+def _report_fresh(report_dir: Path, jobs: list[Job]) -> bool:
+    index = report_dir / "index.html"
+    if not index.exists():
+        return False
+    built = index.stat().st_mtime
+    inputs = []
+    for job in jobs:
+        inputs.append(job.run_dir / "run.json")
+        settings = to_object(job.cfg).analysis
+        inputs.append(analysis_dir(job.run_dir, settings.name) / "analysis.json")
+    return all(p.stat().st_mtime <= built for p in inputs if p.exists())
+
+
+def _override_value(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_override_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return _quote(Path(value)) if any(c in value for c in " ,=[]'\"") else value
+    return str(value)
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def run_pipeline(overrides: list[str]) -> int:
+    jobs = plan(overrides)
+    sweep_dir = Path(str(jobs[0].cfg.hydra.sweep.dir))
+    print(f"hessdyn run: {len(jobs)} run(s) in {sweep_dir}", file=sys.stderr)
+
+    # 1. train (Hydra multirun through the chosen launcher); finished runs are skipped inside each job.
+    pending = [j for j in jobs if (read_run_record(j.run_dir) or {}).get("status") not in FINISHED]
+    if pending:
+        rc = _call(["train", "-m", *overrides])
+        if rc != 0:
+            print(f"hessdyn run: training stopped with exit status {rc}; rerun to resume", file=sys.stderr)
+            return rc
+    else:
+        print(f"hessdyn run: train: all {len(jobs)} run(s) finished, skipped", file=sys.stderr)
+
+    # 2. analyze every run that has checkpoints, with the settings its experiment chose.
+    analyzable = [j for j in jobs if list_checkpoints(j.run_dir)]
+    todo = [j for j in analyzable if not _analysis_done(j)]
+    if todo:
+        args = ["analyze", "settings_from_run=true", *_launcher_overrides(overrides)]
+        if len(todo) == 1:
+            args.append(f"run_dir={_quote(todo[0].run_dir)}")
+        else:
+            args = [args[0], "-m", *args[1:], "run_dir=" + ",".join(_quote(j.run_dir) for j in todo)]
+        rc = _call(args)
+        if rc != 0:
+            print(f"hessdyn run: analysis stopped with exit status {rc}; rerun to resume", file=sys.stderr)
+            return rc
+    else:
+        print(f"hessdyn run: analyze: all {len(analyzable)} run(s) analyzed, skipped", file=sys.stderr)
+
+    # 3. report over the experiment's folder, with the experiment's report settings.
+    report_dir = sweep_dir / "report"
+    if _report_fresh(report_dir, jobs):
+        print(f"hessdyn run: report: {report_dir} is up to date, skipped", file=sys.stderr)
+        return 0
+    report = to_object(jobs[0].cfg).report
+    report = dataclasses.replace(report, analysis_name=to_object(jobs[0].cfg).analysis.name)
+    args = ["report", f"sweep_dir={_quote(sweep_dir)}"]
+    args += [
+        f"report.{f.name}={_override_value(getattr(report, f.name))}" for f in dataclasses.fields(report)
+    ]
+    rc = _call(args)
+    if rc == 0:
+        print(f"hessdyn run: done; open {report_dir / 'index.html'}", file=sys.stderr)
+    return rc
+
+
+def main(argv: Sequence[str]) -> int:
+    args = list(argv)
+    if any(a in ("-h", "--help") for a in args):
+        print(USAGE)
+        return 0
+    if any(a in ("-m", "--multirun") for a in args):
+        print("hessdyn run: note: -m is implied (every run of the experiment is launched)", file=sys.stderr)
+        args = [a for a in args if a not in ("-m", "--multirun")]
+    if any(a.startswith("-") for a in args):
+        raise HessdynError(
+            f"hessdyn run takes overrides only (key=value), not {[a for a in args if a.startswith('-')]}"
+        )
+    return run_pipeline(args)
