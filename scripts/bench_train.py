@@ -43,8 +43,13 @@ def mnist_sized(device: torch.device, data_root: Path | None) -> tuple[DatasetSp
     xt = torch.randn(10000, 1, 28, 28, generator=g).to(device)
     yt = torch.randint(0, 10, (10000,), generator=g).to(device)
     splits = DatasetSplits(
-        name="mnist_sized_random", train=TensorSplit(x, y), test=TensorSplit(xt, yt), input_shape=(1, 28, 28),
-        num_classes=10, augment=None, info={"source": "random tensors of MNIST's shape"},
+        name="mnist_sized_random",
+        train=TensorSplit(x, y),
+        test=TensorSplit(xt, yt),
+        input_shape=(1, 28, 28),
+        num_classes=10,
+        augment=None,
+        info={"source": "random tensors of MNIST's shape"},
     )
     return splits, "random tensors shaped like MNIST (60,000 x 1 x 28 x 28)"
 
@@ -55,7 +60,9 @@ def hessdyn_config(epochs: float, device: str) -> s.TrainConfig:
         dataset=s.MNISTConfig(),
         optimizer=s.SGDConfig(lr=0.05),
         schedule=s.ConstantScheduleConfig(),
-        trainer=s.TrainerConfig(max_steps=None, epochs=epochs, batch_size=128, eval_every=10**9, progress=False),
+        trainer=s.TrainerConfig(
+            max_steps=None, epochs=epochs, batch_size=128, eval_every=10**9, progress=False
+        ),
         checkpoint=s.CheckpointConfig(schedule=s.CheckpointSchedule.list, steps=[0]),
         device=s.Device(device),
     )
@@ -106,7 +113,9 @@ def time_bare(data: DatasetSplits, epochs: float, device: torch.device) -> float
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_root = REPO.parent / "shared" / "data"
-    parser.add_argument("--data-root", type=Path, default=default_root if (default_root / "MNIST").is_dir() else None)
+    parser.add_argument(
+        "--data-root", type=Path, default=default_root if (default_root / "MNIST").is_dir() else None
+    )
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -115,8 +124,12 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     data, source = mnist_sized(device, args.data_root)
-    print(f"data: {source}; MLP 784-512-512-10, batch 128, SGD; device {device}, {torch.get_num_threads()} threads")
-    print(f"{'repeat':>6} {'hessdyn s/epoch':>16} {'bare s/epoch':>13} {'ratio':>7} {'hessdyn end-to-end':>19}")
+    print(
+        f"data: {source}; MLP 784-512-512-10, batch 128, SGD; device {device}, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"{'repeat':>6} {'hessdyn s/epoch':>16} {'bare s/epoch':>13} {'ratio':>7} {'hessdyn end-to-end':>19}"
+    )
     ratios, e2e_ratios = [], []
     time_bare(data, 0.1, device)  # warm up allocator and kernels once
     for r in range(args.repeats):
@@ -126,7 +139,9 @@ def main() -> int:
         e2e_ratios.append(h_e2e / b)
         print(f"{r:>6} {h:>16.3f} {b:>13.3f} {h / b:>7.3f} {h_e2e:>19.3f}")
     print(f"median ratio hessdyn/bare (steady loop): {statistics.median(ratios):.3f}   target <= 1.05")
-    print(f"median ratio end to end (incl. step-0/final eval and checkpoints): {statistics.median(e2e_ratios):.3f}")
+    print(
+        f"median ratio end to end (incl. step-0/final eval and checkpoints): {statistics.median(e2e_ratios):.3f}"
+    )
     return 0
 
 

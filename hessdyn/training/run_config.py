@@ -32,7 +32,9 @@ def load_run_config(run_dir: str | Path) -> s.TrainConfig:
     """
     path = Path(run_dir) / ".hydra" / "config.yaml"
     if not path.is_file():
-        raise HessdynError(f"{run_dir} is not a hessdyn run directory (no .hydra/config.yaml); pass run_dir=<a run>")
+        raise HessdynError(
+            f"{run_dir} is not a hessdyn run directory (no .hydra/config.yaml); pass run_dir=<a run>"
+        )
     register_resolvers()
     raw = OmegaConf.load(path)
     typed = OmegaConf.structured(s.TrainConfig)
