@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from hessdyn.commands.jobs import run_job
 from hessdyn.config import config_hash, hashable_config, to_object
 from hessdyn.config.errors import HessdynError
-from hessdyn.training.run_record import read_run_record
+from hessdyn.training.run_record import read_run_record, write_run_record
 
 
 def job_output_dir(cfg: DictConfig, multirun: bool) -> Path:
@@ -63,7 +63,29 @@ def train_task(cfg: DictConfig) -> dict:
 
     def body() -> dict:
         check_run_dir(run_dir, cfg)
-        result = train(to_object(cfg), run_dir)
+        try:
+            result = train(to_object(cfg), run_dir)
+        except BaseException as exc:
+            record_early_failure(run_dir, cfg, exc)
+            raise
         return {"run_dir": str(run_dir), "status": result.status}
 
     return run_job("train", body)
+
+
+def record_early_failure(run_dir: Path, cfg: DictConfig, exc: BaseException) -> None:
+    """A job that failed before training started (e.g. missing data) still says so in its run.json,
+    so sweeps and reports list it as failed instead of losing it."""
+    if read_run_record(run_dir) is not None:
+        return  # the loop recorded its own status
+    reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+    write_run_record(
+        run_dir,
+        {
+            "status": "failed",
+            "error": reason.splitlines()[0] if reason else reason,
+            "config_hash": config_hash(cfg),
+            "config": hashable_config(cfg),
+            "steps": 0,
+        },
+    )
