@@ -2,11 +2,13 @@
 
 The band is a two-sided t-interval for the mean over seeds, ``mean ± t_{(1+level)/2, n-1} · sd / sqrt(n)``
 with the sample standard deviation ``sd`` (ddof=1) of the ``n`` runs that have a finite value; with one
-run there is no band (``sd``, ``lo``, ``hi`` are NaN). Runs that diverged or failed (and runs without a
+run there is no band (``sd``, ``lo``, ``hi`` are NaN). ``band_lo``/``band_hi`` are that interval cut to the
+metric's valid range (:mod:`hessdyn.report.bands`): what the figures draw. Runs that diverged or failed (and runs without a
 ``run.json``) do not enter means; :func:`seed_series` returns their values as rows of their own, with
 ``run`` set, so figures can draw them individually.
 
-Every frame returned here has the columns ``group, <keys...>, metric, mean, sd, lo, hi, n, run``
+Every frame returned here has the columns ``group, <keys...>, metric, mean, sd, lo, hi, band_lo, band_hi,
+n, run``
 (``run`` empty for aggregates); these are the CSV files beside the figures.
 """
 
@@ -18,9 +20,10 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtrit
 
+from hessdyn.report.bands import add_band
 from hessdyn.report.tables import SweepTables, converged, has_values
 
-STATS = ["mean", "sd", "lo", "hi", "n"]
+STATS = ["mean", "sd", "lo", "hi", "band_lo", "band_hi", "n"]
 IN_MEANS = ("completed", "running")
 
 
@@ -69,20 +72,27 @@ def seed_series(
         return empty(keys)
     inside = runs[runs["status"].isin(IN_MEANS)]
     grouped = inside.groupby(["group", *keys], sort=True)[value]
-    out = grouped.agg(mean="mean", sd="std", n="count").reset_index()
+    out = grouped.agg(mean="mean", sd="std", n="count", smallest="min").reset_index()
     n = out["n"].to_numpy(dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         half = stdtrit(np.maximum(n - 1, 1), 0.5 + level / 2.0) * out["sd"].to_numpy() / np.sqrt(n)
     half[n < 2] = np.nan  # one seed: no band (pandas gives sd = NaN there too)
     out["lo"], out["hi"] = out["mean"] - half, out["mean"] + half
     out["metric"], out["run"] = metric, ""
-    frames = [out]
+    frames = [add_band(out, out["smallest"] > 0)]
     if individual:
         outside = runs[~runs["status"].isin(IN_MEANS)]
         frames.append(
-            outside.assign(metric=metric, mean=outside[value], sd=np.nan, lo=np.nan, hi=np.nan, n=1)[
-                ["group", *keys, "metric", *STATS, "run"]
-            ]
+            outside.assign(
+                metric=metric,
+                mean=outside[value],
+                sd=np.nan,
+                lo=np.nan,
+                hi=np.nan,
+                band_lo=np.nan,
+                band_hi=np.nan,
+                n=1,
+            )[["group", *keys, "metric", *STATS, "run"]]
         )
     frames = [f for f in frames if not f.empty]
     if not frames:
@@ -306,8 +316,14 @@ def null_band_data(tables: SweepTables, ranks: int) -> pd.DataFrame:
             continue
         sd = float(x.std(ddof=1)) if x.size > 1 else 0.0
         mean = float(x.mean())
-        rows.append((group, null, "ipr_normalized_null", mean, sd, mean - sd, mean + sd, int(x.size), ""))
-    return pd.DataFrame(rows, columns=["group", "null", "metric", *STATS, "run"])
+        rows.append(
+            (group, null, "ipr_normalized_null", mean, sd, mean - sd, mean + sd, bool((x > 0).all()), x.size)
+        )
+    frame = pd.DataFrame(
+        rows, columns=["group", "null", "metric", "mean", "sd", "lo", "hi", "_positive", "n"]
+    )
+    out = add_band(frame, frame["_positive"].to_numpy(dtype=bool)).assign(run="")
+    return out[["group", "null", "metric", *STATS, "run"]]
 
 
 def layer_mass_data(tables: SweepTables, ranks: int, level: float, max_params: int = 9) -> pd.DataFrame:

@@ -125,8 +125,9 @@ def draw_series(
     band: bool = True,
     marker: str | None = None,
 ) -> None:
-    """Mean line and band (``lo``..``hi``) of aggregate rows (``run`` empty), plus every individual run
-    (``run`` set: diverged/failed) as a thin dashed line ending in ×."""
+    """Mean line and band (``band_lo``..``band_hi``: the t-interval cut to the metric's range, see
+    :mod:`hessdyn.report.bands`) of aggregate rows (``run`` empty), plus every individual run (``run`` set:
+    diverged/failed) as a thin dashed line ending in ×."""
     agg = data[data["run"].fillna("") == ""].sort_values(x)
     agg = agg[np.isfinite(agg["mean"].astype(float))]
     if not agg.empty:
@@ -140,11 +141,11 @@ def draw_series(
             marker=marker,
             markersize=3,
         )
-        if band and agg["lo"].notna().any():
+        if band and (agg["band_lo"].notna() & agg["band_hi"].notna()).any():
             ax.fill_between(
                 agg[x].astype(float),
-                agg["lo"].astype(float),
-                agg["hi"].astype(float),
+                agg["band_lo"].astype(float),
+                agg["band_hi"].astype(float),
                 color=color,
                 alpha=0.2,
                 linewidth=0,

@@ -19,7 +19,7 @@ from hessdyn.report.runs import find_run_dirs
 from .conftest import build
 from .fake_runs import make_sweep
 
-STAT_COLUMNS = ["group", "metric", "mean", "lo", "hi", "n"]
+STAT_COLUMNS = ["group", "metric", "mean", "lo", "hi", "band_lo", "band_hi", "n"]
 
 
 class Refs(HTMLParser):

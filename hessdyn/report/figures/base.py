@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from scipy.special import stdtrit
 
+from hessdyn.report.bands import LOG_FLOOR
 from hessdyn.report.style import FigureOptions, new_figure
 from hessdyn.report.tables import SweepTables
 
@@ -31,10 +33,16 @@ class FigureSpec:
     needs: str  # what the figure is drawn from; shown when no run has it
 
 
-def band_text(o: FigureOptions) -> str:
+def band_text(o: FigureOptions, log_axis: bool = False, what: str = "bands") -> str:
+    """Caption sentences on lines and bands; ``log_axis``: some band is drawn on a log axis."""
+    t2 = float(stdtrit(1, 0.5 + o.level / 2.0))
+    cut = "cut to the metric's valid range" + (
+        f" and, on log axes, to no lower than {LOG_FLOOR:g}× the mean" if log_axis else ""
+    )
     return (
-        f"Lines: mean over seeds; bands: {o.level:.0%} t-interval of the mean over seeds (none with one seed). "
-        "Dashed lines ending in × are diverged or failed runs, drawn individually and left out of the means."
+        f"Lines: mean over seeds; {what}: {o.level:.0%} t-interval of the mean over seeds (t = {t2:.3g} with two "
+        f"seeds; none with one), {cut} (the CSV has the interval as lo, hi and the drawn band as band_lo, "
+        "band_hi). Dashed lines ending in × are diverged or failed runs, drawn individually and left out of the means."
     )
 
 
