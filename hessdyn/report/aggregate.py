@@ -119,6 +119,14 @@ def leading(frame: pd.DataFrame, ranks: int) -> pd.DataFrame:
     return frame[(rank >= first) & (rank < first + ranks)]
 
 
+def leading_ranks(frame: pd.DataFrame, ranks: int) -> list[int]:
+    """The ranks :func:`leading` keeps (fewer than ``ranks`` when the analysis computed fewer)."""
+    rows = leading(frame, ranks)
+    if rows.empty or "rank" not in rows.columns:
+        return []
+    return sorted(int(r) for r in pd.to_numeric(rows["rank"], errors="coerce").dropna().unique())
+
+
 # ------------------------------------------------------------------------------------------ training
 def training_data(tables: SweepTables, level: float, batch: bool = True) -> pd.DataFrame:
     """Loss (mean cross-entropy, nats) and accuracy (fraction) per ``split`` and ``source``.
@@ -201,8 +209,10 @@ def ws_data(tables: SweepTables, level: float) -> pd.DataFrame:
 
 
 def trace_data(tables: SweepTables, level: float) -> pd.DataFrame:
-    """Hutch++ estimate of tr(H) per step (sum of all eigenvalues, loss-Hessian units)."""
-    return combine([seed_series(tables.table("summary"), ["step"], "trace", "trace", level)])
+    """Hutch++ estimate of tr(H) per step (sum of all eigenvalues, loss-Hessian units) and its estimator
+    standard error ``trace_se`` (mean over seeds), where the analysis recorded it."""
+    summary = tables.table("summary")
+    return combine([seed_series(summary, ["step"], c, c, level) for c in ("trace", "trace_se")])
 
 
 def alignment_data(tables: SweepTables, level: float) -> pd.DataFrame:

@@ -171,3 +171,20 @@ def legend(ax: Axes, **kwargs) -> None:
     handles, labels = ax.get_legend_handles_labels()
     if handles:
         ax.legend(frameon=False, **kwargs)
+
+
+def legend_below(fig: Figure, axes: Axes | Sequence[Axes], max_cols: int = 4) -> None:
+    """One legend under the panels, where it cannot cover data: the labelled artists of ``axes`` (first
+    label wins)."""
+    entries: dict[str, object] = {}
+    for ax in [axes] if isinstance(axes, Axes) else axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    if entries:
+        fig.legend(
+            list(entries.values()),
+            list(entries),
+            loc="outside lower center",
+            ncols=min(max_cols, len(entries)),
+            frameon=False,
+        )

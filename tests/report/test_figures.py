@@ -1,12 +1,16 @@
-"""Figure functions: one color per group everywhere, optional log step axis, None without data."""
+"""Figure functions: one color per group everywhere, optional log step axis, None without data, bands
+only where they can be read, reference lines where a number needs one."""
 
 from __future__ import annotations
 
 import matplotlib.colors as mcolors
 import pytest
+from matplotlib.collections import PolyCollection
 
+from hessdyn.report.bands import LOG_FLOOR
 from hessdyn.report.figures import FIGURES
-from hessdyn.report.figures.curvature import eigenvalues_figure
+from hessdyn.report.figures.curvature import eigenvalues_figure, stability_figure
+from hessdyn.report.figures.localization import ipr_figure
 from hessdyn.report.figures.training import loss_figure
 from hessdyn.report.runs import discover_runs
 from hessdyn.report.style import FigureOptions, group_colors
@@ -54,3 +58,31 @@ def test_no_data_gives_no_figure(tmp_path) -> None:
     empty = load_tables([])
     for spec in FIGURES:
         assert spec.draw(empty, _options()) is None, spec.name
+
+
+def _bands(ax) -> list[PolyCollection]:
+    return [c for c in ax.collections if isinstance(c, PolyCollection)]
+
+
+def test_multi_rank_panels_band_only_the_leading_rank(tables) -> None:
+    for draw in (eigenvalues_figure, ipr_figure):
+        result = draw(tables, _options())
+        for ax in result.figure.axes:
+            assert len(_bands(ax)) == 1, (result.name, ax.get_title())
+        assert "only" in result.caption
+
+
+def test_log_axis_band_stops_one_decade_below_the_mean(tables) -> None:
+    result = eigenvalues_figure(tables, _options())
+    ax = result.figure.axes[0]
+    assert ax.get_yscale() == "log"
+    lowest = min(p.vertices[:, 1].min() for band in _bands(ax) for p in band.get_paths())
+    rank1 = result.data[(result.data["metric"] == "eigenvalue") & (result.data["rank"] == 1)]
+    assert lowest >= LOG_FLOOR * rank1["mean"].min() - 1e-12
+
+
+def test_stability_ratio_is_on_a_log_axis_with_the_edge_at_one(tables) -> None:
+    result = stability_figure(tables, _options())
+    ratio = result.figure.axes[1]
+    assert ratio.get_yscale() == "log"
+    assert any(list(line.get_ydata()) == [1.0, 1.0] for line in ratio.get_lines())

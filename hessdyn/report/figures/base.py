@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +44,12 @@ def band_text(o: FigureOptions, log_axis: bool = False, what: str = "bands") -> 
         f"seeds; none with one), {cut} (the CSV has the interval as lo, hi and the drawn band as band_lo, "
         "band_hi). Dashed lines ending in × are diverged or failed runs, drawn individually and left out of the means."
     )
+
+
+def ranks_text(ranks: Sequence[float]) -> str:
+    """``1–5`` for the ranks present (fewer than report.top_ranks when the analysis computed fewer)."""
+    ranks = sorted(int(r) for r in ranks)
+    return f"{ranks[0]}–{ranks[-1]}" if len(ranks) > 1 else f"{ranks[0]}" if ranks else "–"
 
 
 def present(data: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:

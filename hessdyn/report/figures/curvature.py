@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from hessdyn.report import aggregate as agg
-from hessdyn.report.figures.base import FigureResult, band_text, per_group_axes, present, present_groups
+from hessdyn.report.bands import on_log_axis
+from hessdyn.report.figures.base import (
+    FigureResult,
+    band_text,
+    per_group_axes,
+    present,
+    present_groups,
+    ranks_text,
+)
 from hessdyn.report.style import (
     FigureOptions,
     draw_series,
     legend,
+    legend_below,
     log_if_positive,
     new_figure,
     note_individual,
@@ -25,6 +34,10 @@ def eigenvalues_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | 
         return None
     groups = present_groups(o, eig)
     fig, axes = per_group_axes(o, groups)
+    first = next(iter(axes.values()))
+    log = log_if_positive(first, eig["mean"])  # shared y: every panel
+    if log:
+        data = on_log_axis(data, data["metric"] == "eigenvalue")
     ranks = sorted(eig["rank"].unique())
     for g, ax in axes.items():
         rows = data[data["group"] == g]
@@ -36,7 +49,8 @@ def eigenvalues_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | 
                 "step",
                 shade(o.colors[g], i, len(ranks)),
                 f"λ{int(r)}" if i in (0, len(ranks) - 1) else None,
-                linewidth=1.4 if i == 0 else 0.9,
+                linewidth=1.6 if i == 0 else 0.8,
+                band=i == 0,
             )
         thr = present(rows, "stability_threshold")
         if not thr.empty:
@@ -51,55 +65,68 @@ def eigenvalues_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | 
         step_axis(ax, o.log_x)
         note_individual(ax, rows)
         legend(ax, fontsize=7)
-    first = next(iter(axes.values()))
     first.set_ylabel("eigenvalue of the loss Hessian")
-    log_if_positive(first, eig["mean"])
     caption = (
-        f"Top eigenvalues λ1…λ{len(ranks)} of the Hessian of the training loss (mean cross-entropy over the Hessian set; "
-        "spectrum.csv, which=top) against training step, one panel per group, darker = larger. Dashed black line: "
-        "the stability threshold of summary.csv where it applies, 2/η for SGD and (2+2β)/η with momentum (for Adam "
-        "see the stability figure, which compares the preconditioned λmax with its threshold). "
-        + band_text(o)
+        f"Top eigenvalues λ{ranks_text(ranks).replace('–', '…λ')} of the Hessian of the training loss (mean "
+        "cross-entropy over the Hessian set; spectrum.csv, which=top, converged eigenpairs) against training step, "
+        "one panel per group, darker = larger. The band is drawn around λ1 only (thin lines: the other ranks; "
+        "every rank's band is in the CSV). Dashed black line: the stability threshold of summary.csv where it "
+        "applies, 2/η for SGD and (2+2β)/η with momentum (for Adam see the stability figure, which compares the "
+        "preconditioned λmax with its threshold). " + band_text(o, log, "band")
     )
     return FigureResult("eigenvalues", "Top Hessian eigenvalues", caption, fig, data)
 
 
 def stability_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
     data = agg.stability_data(tables, o.level)
-    if present(data, "stability_ratio").empty:
+    ratio = present(data, "stability_ratio")
+    if ratio.empty:
         return None
     fig, (ax, ax_ratio) = new_figure(2, width=4.2)
+    values = present(data)
+    log = log_if_positive(ax, values["mean"][values["metric"] != "stability_ratio"])
+    # Ratios of positive numbers; Adam's first steps (v̂ tiny) sit orders of magnitude above the rest.
+    log_ratio = bool((ratio["mean"] > 0).all())
+    if log_ratio:
+        set_log(ax_ratio)
+    is_ratio = data["metric"] == "stability_ratio"
+    if log:
+        data = on_log_axis(data, ~is_ratio)
+    if log_ratio:
+        data = on_log_axis(data, is_ratio)
     for g in o.groups:
         rows = data[data["group"] == g]
+        if not present(rows, "stability_ratio").empty:
+            ax.plot([], [], color=o.colors[g], linewidth=3, label=g)  # legend: the group's color only
         for value, threshold, style in (
             ("lambda_max", "stability_threshold", "-"),
             ("precond_lambda_max", "precond_threshold", ":"),
         ):
             if present(rows, value).empty:
                 continue
-            draw_series(ax, rows[rows["metric"] == value], "step", o.colors[g], g, linestyle=style)
+            draw_series(ax, rows[rows["metric"] == value], "step", o.colors[g], None, linestyle=style)
             thr = present(rows, threshold)
             thr = thr[thr["run"].fillna("") == ""]
             ax.plot(thr["step"], thr["mean"], color=o.colors[g], linestyle="--", linewidth=0.9)
-        draw_series(ax_ratio, rows[rows["metric"] == "stability_ratio"], "step", o.colors[g], g)
+        draw_series(ax_ratio, rows[rows["metric"] == "stability_ratio"], "step", o.colors[g], None)
     ax.plot([], [], color="0.4", linestyle="-", label="λmax (SGD, momentum)")
     ax.plot([], [], color="0.4", linestyle=":", label="preconditioned λmax (Adam)")
     ax.plot([], [], color="0.4", linestyle="--", label="its stability threshold")
-    ax.set_ylabel("eigenvalue")
-    log_if_positive(ax, present(data)["mean"][present(data)["metric"] != "stability_ratio"])
-    ax_ratio.axhline(1.0, color="0.25", linestyle="--", linewidth=1.0, label="stability edge")
+    ax.set_ylabel("top eigenvalue")
+    ax_ratio.axhline(1.0, color="0.25", linestyle="--", linewidth=1.0, label="ratio 1: edge of stability")
     ax_ratio.set_ylabel("λmax / stability threshold")
     for a in (ax, ax_ratio):
         step_axis(a, o.log_x)
     note_individual(ax_ratio, data)
-    legend(ax, fontsize=7)
-    legend(ax_ratio, fontsize=7)
+    legend_below(fig, [ax, ax_ratio])
     caption = (
         "Sharpness against the optimizer's stability threshold (summary.csv). Left: λmax (solid) with 2/η for SGD and "
         "(2+2β)/η with momentum (dashed), and for Adam the largest eigenvalue of the preconditioned Hessian (dotted) "
-        "with (2+2β1)/((1−β1)η) (dashed). Right: their ratio, λmax / (2/η) = ηλmax/2 for SGD; 1 is the edge of "
-        "stability of the quadratic model. Groups whose optimizer has neither threshold are not drawn. "
-        + band_text(o)
+        "with (2+2β1)/((1−β1)η) (dashed). Right: their ratio, λmax / (2/η) = ηλmax/2 for SGD"
+        + (", on a log axis" if log_ratio else "")
+        + "; 1 is the edge of stability of the quadratic model. Adam's ratio is large over its first steps, where "
+        "the second-moment estimate v̂ is still tiny and the preconditioner huge. Groups whose optimizer has neither "
+        "threshold are not drawn. " + band_text(o, log or log_ratio)
     )
     return FigureResult("stability", "Sharpness against the stability threshold", caption, fig, data)
 
@@ -109,6 +136,10 @@ def ws_bound_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | Non
     if present(data, "ws_bound").empty:
         return None
     fig, (ax, ax_ratio) = new_figure(2)
+    left = data["metric"].isin(["lambda_max", "ws_bound"])
+    log = log_if_positive(ax, present(data[left])["mean"])
+    if log:
+        data = on_log_axis(data, left)
     for g in o.groups:
         rows = data[data["group"] == g]
         draw_series(ax, rows[rows["metric"] == "lambda_max"], "step", o.colors[g], g)
@@ -129,37 +160,54 @@ def ws_bound_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | Non
         draw_series(ax_ratio, rows[rows["metric"] == "lambda_max_over_ws"], "step", o.colors[g], g)
     ax.plot([], [], color="0.4", linestyle="--", label="WS upper bound")
     ax.set_ylabel("eigenvalue of the loss Hessian")
-    log_if_positive(ax, present(data)["mean"][present(data)["metric"].isin(["lambda_max", "ws_bound"])])
     ax_ratio.axhline(1.0, color="0.25", linewidth=0.8)
     ax_ratio.set_ylabel("λmax / WS bound")
     for a in (ax, ax_ratio):
         step_axis(a, o.log_x)
     note_individual(ax, data)
-    legend(ax)
+    legend_below(fig, ax)
     caption = (
         "Left: λmax (solid) beside the Wolkowicz–Styan upper bound μ + s·sqrt(P−1) from tr(H) and tr(H²) "
         "(dashed; error bars: the bound's estimator standard error ws_bound_se, mean over seeds, where the "
         "analysis recorded it). Right: λmax / bound (≤ 1 up to estimation error; near 1 when one outlier "
-        "dominates the spectrum). " + band_text(o)
+        "dominates the spectrum). " + band_text(o, log)
     )
     return FigureResult("ws_bound", "λmax and the Wolkowicz–Styan bound", caption, fig, data)
 
 
 def trace_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
     data = agg.trace_data(tables, o.level)
-    if present(data).empty:
+    trace = present(data, "trace")
+    if trace.empty:
         return None
     fig, (ax,) = new_figure(1, width=5.0, height=3.2)
+    log = log_if_positive(ax, trace["mean"])
+    if log:
+        data = on_log_axis(data, data["metric"] == "trace")
     for g in o.groups:
-        draw_series(ax, data[data["group"] == g], "step", o.colors[g], g)
+        rows = data[data["group"] == g]
+        draw_series(ax, rows[rows["metric"] == "trace"], "step", o.colors[g], g)
+        se = present(rows, "trace_se")
+        both = present(rows, "trace")
+        both = both[both["run"].fillna("") == ""].merge(se[["step", "mean"]], on="step", suffixes=("", "_se"))
+        if not both.empty:
+            ax.errorbar(
+                both["step"],
+                both["mean"],
+                yerr=both["mean_se"],
+                color=o.colors[g],
+                linestyle="none",
+                capsize=2,
+                linewidth=0.8,
+            )
     ax.set_ylabel("tr H (sum of all eigenvalues)")
-    log_if_positive(ax, present(data)["mean"])
     step_axis(ax, o.log_x)
     note_individual(ax, data)
     legend(ax)
     caption = (
-        "Trace of the loss Hessian (Hutch++ estimate, summary.csv trace) against training step. "
-        + band_text(o)
+        "Trace of the loss Hessian (Hutch++ estimate, summary.csv trace) against training step. Error bars: the "
+        "estimator's standard error trace_se (mean over seeds; the noise of one run's estimate, not the spread "
+        "over seeds), where the analysis recorded it. " + band_text(o, log)
     )
     return FigureResult("trace", "Hessian trace", caption, fig, data)
 

@@ -5,17 +5,30 @@ from __future__ import annotations
 import pandas as pd
 
 from hessdyn.report import aggregate as agg
-from hessdyn.report.figures.base import FigureResult, band_text, per_group_axes, present, present_groups
+from hessdyn.report.bands import on_log_axis
+from hessdyn.report.figures.base import (
+    FigureResult,
+    band_text,
+    per_group_axes,
+    present,
+    present_groups,
+    ranks_text,
+)
 from hessdyn.report.style import (
     FigureOptions,
     draw_series,
-    legend,
+    legend_below,
     log_if_positive,
     note_individual,
     shade,
     step_axis,
 )
 from hessdyn.report.tables import SweepTables
+
+NULL_STYLE = {  # null -> (color, hatch, label); neutral colors, never a group's
+    "random": ("0.55", None, "random-vector null"),
+    "architecture": ("0.25", "////", "architecture null (init)"),
+}
 
 
 def ipr_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
@@ -25,25 +38,25 @@ def ipr_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
     nulls = agg.null_band_data(tables, o.ranks)
     groups = present_groups(o, present(data))
     fig, axes = per_group_axes(o, groups)
+    first = next(iter(axes.values()))
+    log = log_if_positive(first, pd.concat([present(data)["mean"], nulls["mean"]]))  # shared y
+    if log:
+        data, nulls = on_log_axis(data), on_log_axis(nulls)
     ranks = sorted(present(data)["rank"].unique())
-    null_style = {
-        "random": ("0.6", None, "random-vector null"),
-        "architecture": ("#b08d57", "///", "architecture null (init)"),
-    }
     for g, ax in axes.items():
         for null, row in nulls[nulls["group"] == g].set_index("null").iterrows():
-            color, hatch, label = null_style.get(str(null), ("0.8", "..", f"{null} null"))
+            color, hatch, label = NULL_STYLE.get(str(null), ("0.7", "..", f"{null} null"))
             ax.axhspan(
-                row["lo"],
-                row["hi"],
+                row["band_lo"],
+                row["band_hi"],
                 facecolor=color if hatch is None else "none",
                 edgecolor=color,
                 hatch=hatch,
-                alpha=0.35,
+                alpha=0.3 if hatch is None else 0.5,
                 linewidth=0,
                 label=label,
             )
-            ax.axhline(row["mean"], color=color, linewidth=0.8)
+            ax.axhline(row["mean"], color=color, linewidth=0.8, linestyle="-" if hatch is None else "--")
         rows = data[data["group"] == g]
         for i, r in enumerate(ranks):
             draw_series(
@@ -51,22 +64,26 @@ def ipr_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
                 rows[rows["rank"] == r],
                 "step",
                 shade(o.colors[g], i, len(ranks)),
-                f"rank {int(r)}" if i in (0, len(ranks) - 1) else None,
-                linewidth=1.4 if i == 0 else 0.9,
+                None,
+                linewidth=1.6 if i == 0 else 0.8,
+                band=i == 0,
             )
         step_axis(ax, o.log_x)
         note_individual(ax, rows)
-        legend(ax, fontsize=7)
-    first = next(iter(axes.values()))
     first.set_ylabel("normalized IPR  P·Σv⁴ / 3")
-    log_if_positive(first, pd.concat([present(data)["mean"], nulls["mean"]]))
+    # one legend below the panels, in gray: each panel's color is its group's (title)
+    first.plot([], [], color="0.2", linewidth=1.6, label=f"rank {int(ranks[0])} (with band)")
+    if len(ranks) > 1:
+        first.plot([], [], color="0.7", linewidth=0.8, label=f"rank {int(ranks[-1])}")
+    legend_below(fig, list(axes.values()))
     caption = (
-        f"Localization of the leading eigenvectors (ranks 1–{len(ranks)}, darker = rank 1): normalized inverse "
-        "participation ratio P·Σ_j v_j⁴ / 3, about 1 for a random unit vector and larger when the mass concentrates "
-        "on few parameters (spectrum.csv ipr_normalized). Horizontal bands: null models from nulls.csv, mean ± one "
-        "standard deviation over the null samples (seeds and leading ranks) of the group's runs: random unit "
-        "vectors (gray) and top eigenvectors at random initializations of the same architecture (hatched). "
-        + band_text(o)
+        f"Localization of the leading eigenvectors (ranks {ranks_text(ranks)}, darker = rank 1): normalized "
+        "inverse participation ratio P·Σ_j v_j⁴ / 3 (P parameters), about 1 for a random unit vector and up to P/3 "
+        "when the mass concentrates on one parameter (spectrum.csv ipr_normalized). The band is drawn around "
+        "rank 1 only (thin lines: the other ranks; every rank's band is in the CSV). Horizontal bands: null models "
+        "from nulls.csv, mean (line) ± one standard deviation over the null samples (seeds and leading ranks) of the "
+        "group's runs: random unit vectors (gray) and top eigenvectors at random initializations of the same "
+        "architecture (hatched, dashed line). " + band_text(o, log, "band")
     )
     data = pd.concat([data, nulls], ignore_index=True, sort=False)
     return FigureResult("ipr", "Eigenvector localization (normalized IPR)", caption, fig, data)
@@ -108,9 +125,10 @@ def layer_mass_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | N
     fig.legend(
         handles, labels, loc="outside lower center", ncols=min(4, len(labels)), frameon=False, fontsize=7
     )
+    ranks = ranks_text(agg.leading_ranks(tables.table("layer_mass"), o.ranks))
     caption = (
         f"Where the leading eigenvectors live: share Σ_(j in tensor) v_j² of each parameter tensor (layer_mass.csv), "
-        f"averaged over ranks 1–{o.ranks} and over the seeds in means, stacked (shares sum to 1). Beyond 9 tensors the "
+        f"averaged over ranks {ranks} and over the seeds in means, stacked (shares sum to 1). Beyond 9 tensors the "
         "smallest are merged into 'other'."
     )
     return FigureResult("layer_mass", "Eigenvector mass per layer", caption, fig, data)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from hessdyn.report import aggregate as agg
+from hessdyn.report.bands import on_log_axis
 from hessdyn.report.figures.base import FigureResult, band_text, present
 from hessdyn.report.style import (
     FigureOptions,
     draw_series,
-    legend,
+    legend_below,
     log_if_positive,
     new_figure,
     note_individual,
@@ -23,6 +24,9 @@ def _training(tables: SweepTables, o: FigureOptions, metric: str) -> FigureResul
     if evals.empty:
         return None
     fig, (ax_train, ax_test) = new_figure(2, sharey=True)
+    log = metric == "loss" and log_if_positive(ax_train, evals["mean"])  # shared y: both panels
+    if log:
+        data = on_log_axis(data)
     for split, ax in (("train", ax_train), ("test", ax_test)):
         for g in o.groups:
             rows = data[(data["group"] == g) & (data["split"] == split)]
@@ -33,14 +37,13 @@ def _training(tables: SweepTables, o: FigureOptions, metric: str) -> FigureResul
         ax.set_title(f"{split} split")
         step_axis(ax, o.log_x)
     if metric == "loss":
-        log_if_positive(ax_train, evals["mean"])
         ax_train.set_ylabel("loss (mean cross-entropy, nats)")
     else:
         ax_train.set_ylabel("accuracy (fraction correct)")
     note_individual(ax_train, data)
     if o.batch_curves and (data["source"] == "batch").any():
         ax_train.plot([], [], color="0.4", linewidth=0.6, label="minibatch running mean")
-    legend(ax_train)
+    legend_below(fig, ax_train)
     what = (
         "Cross-entropy loss (mean over the examples, nats)"
         if metric == "loss"
@@ -54,7 +57,7 @@ def _training(tables: SweepTables, o: FigureOptions, metric: str) -> FigureResul
             if o.batch_curves
             else ""
         )
-        + band_text(o)
+        + band_text(o, log)
     )
     return FigureResult(metric, "Loss" if metric == "loss" else "Accuracy", caption, fig, data)
 

@@ -6,11 +6,19 @@ import numpy as np
 import pandas as pd
 
 from hessdyn.report import aggregate as agg
-from hessdyn.report.figures.base import FigureResult, band_text, per_group_axes, present, present_groups
+from hessdyn.report.figures.base import (
+    FigureResult,
+    band_text,
+    per_group_axes,
+    present,
+    present_groups,
+    ranks_text,
+)
 from hessdyn.report.style import (
     FigureOptions,
     draw_series,
     legend,
+    legend_below,
     new_figure,
     note_individual,
     set_log,
@@ -24,6 +32,7 @@ def displacement_figure(tables: SweepTables, o: FigureOptions) -> FigureResult |
     data = agg.displacement_data(tables, o.ranks, o.level)
     if present(data).empty:
         return None
+    ranks = ranks_text(agg.leading_ranks(tables.table("trajectory"), o.ranks))
     fig, axes = new_figure(2, sharey=True)
     for ax, metric, what in zip(
         axes,
@@ -42,15 +51,17 @@ def displacement_figure(tables: SweepTables, o: FigureOptions) -> FigureResult |
             )
         ax.set_title(what)
         step_axis(ax, o.log_x, "training step (later checkpoint of the pair)")
-    axes[0].set_ylabel(f"displacement 2(1−|overlap|), mean of ranks 1–{o.ranks}")
+    axes[0].set_ylim(bottom=0.0)
+    axes[0].set_ylabel(f"displacement, mean of ranks {ranks}")
     note_individual(axes[0], data)
-    legend(axes[0])
+    legend_below(fig, axes[0])
     caption = (
-        "Motion of the leading Hessian eigenvectors between consecutive analyzed checkpoints: displacement "
-        "2(1 − |⟨v(t), v(t′)⟩|) (0 = unchanged, 2 = orthogonal), averaged over ranks 1–"
-        f"{o.ranks}, plotted at the later checkpoint. Left: each eigenvector against its match at t′ (cluster-aware); "
-        "right: rank i against rank i (a crossing shows as motion). Checkpoint spacing is not uniform, so the "
-        "displacement is per checkpoint interval, not per step. " + band_text(o)
+        "Motion of the leading Hessian eigenvectors between consecutive analyzed checkpoints t < t′: displacement "
+        f"2(1 − |overlap|) (0 = unchanged, 2 = orthogonal), averaged over ranks {ranks}, plotted at t′. Left: "
+        "each eigenvector v against the eigenvector(s) it is matched to at t′, overlap ||P v|| with P the projection "
+        "on their span (several when the eigenvalues are near-degenerate); right: rank i against rank i, "
+        "|⟨v_i(t), v_i(t′)⟩| (a crossing shows as motion). Checkpoint spacing is not uniform, so the displacement "
+        "is per checkpoint interval, not per step. " + band_text(o)
     )
     return FigureResult("displacement", "Eigenvector displacement", caption, fig, data)
 
@@ -70,7 +81,7 @@ def overlap_endpoints_figure(tables: SweepTables, o: FigureOptions) -> FigureRes
         step_axis(ax, o.log_x)
     axes[0].set_ylabel("subspace overlap ||Q_aᵀQ_b||²_F / k")
     note_individual(axes[0], data)
-    legend(axes[0])
+    legend_below(fig, axes[0])
     caption = (
         "Overlap of the top-k eigenspace at each checkpoint with that of the first (left) and of the last analyzed "
         "checkpoint (right): ||Q_aᵀQ_b||²_F / k, the mean squared cosine of the principal angles (1 = same "
@@ -98,7 +109,9 @@ def aging_heatmap_figure(tables: SweepTables, o: FigureOptions) -> FigureResult 
         for _, r in rows.iterrows():
             grid[index[r["t_w"]], index[r["t"]]] = r["mean"]
         image = ax.imshow(grid, origin="lower", vmin=0.0, vmax=1.0, cmap="viridis", interpolation="nearest")
-        ticks = np.unique(np.round(np.linspace(0, len(steps) - 1, min(6, len(steps)))).astype(int))
+        # every checkpoint labelled when they fit; else an even subset, first and last included
+        count = len(steps) if len(steps) <= 12 else 8
+        ticks = np.unique(np.round(np.linspace(0, len(steps) - 1, count)).astype(int))
         ax.set_xticks(ticks, [f"{steps[i]:g}" for i in ticks], rotation=45)
         ax.set_yticks(ticks, [f"{steps[i]:g}" for i in ticks])
         ax.set_xlabel("t = t_w + τ (step)")
@@ -109,7 +122,8 @@ def aging_heatmap_figure(tables: SweepTables, o: FigureOptions) -> FigureResult 
     caption = (
         "Two-time overlap C(t_w, t_w + τ) = ||Q(t_w)ᵀQ(t_w+τ)||²_F / k of the top-k eigenspaces for every pair of "
         "analyzed checkpoints (trajectory.csv subspace_overlap), mean over the seeds in means, one panel per group. "
-        "Axes are indexed by checkpoint (labels: steps), so log-spaced checkpoints are evenly spaced; the diagonal is 1."
+        "Axes are indexed by checkpoint (labels: steps), so log-spaced checkpoints are evenly spaced; the diagonal is 1 "
+        "by definition; only t_w < t is computed."
     )
     return FigureResult("aging_heatmap", "Two-time overlap (heatmap)", caption, fig, data)
 
@@ -140,16 +154,18 @@ def aging_curves_figure(tables: SweepTables, o: FigureOptions, max_curves: int =
                 f"t_w={tw:g}" if i in (0, len(waits) - 1) else None,
                 marker="o",
                 linewidth=1.0,
+                band=False,  # one band per waiting time would cover the panel
             )
         set_log(ax, "x")
         ax.set_xlabel("lag τ (steps, log)")
         ax.set_ylim(-0.02, 1.05)
-        legend(ax, fontsize=7)
+        legend(ax, fontsize=7, loc="lower left")  # C decays with τ: the lower left stays empty
     next(iter(axes.values())).set_ylabel("C(t_w, t_w+τ)")
     caption = (
         "Aging: the two-time overlap C(t_w, t_w + τ) of the top-k eigenspaces against the lag τ, one curve per "
         f"waiting time t_w (up to {max_curves}, evenly chosen; darker = later t_w), mean over the seeds in means. "
-        "Curves that decay more slowly at later t_w show aging."
+        "Curves that decay more slowly at later t_w show aging. No bands (one per curve would cover the panel); "
+        f"the {o.level:.0%} t-interval over seeds of every point is in the CSV (lo, hi; band_lo, band_hi cut to [0, 1])."
     )
     return FigureResult(
         "aging_curves",
