@@ -216,11 +216,34 @@ def trace_data(tables: SweepTables, level: float) -> pd.DataFrame:
 
 
 def alignment_data(tables: SweepTables, level: float) -> pd.DataFrame:
-    """Fraction ``||P g||² / ||g||²`` of the gradient and of the update in the top-k eigenspace."""
+    """Fraction ``||P g||² / ||g||²`` of the full-batch gradient at each checkpoint and of the parameter
+    change since the previous checkpoint (at the later step) in the top-k eigenspace, plus
+    ``random_alignment`` (no step) per group: the expectation ``k/P`` for a random direction
+    (:func:`random_alignment`)."""
     summary = tables.table("summary")
-    return combine(
-        [seed_series(summary, ["step"], c, c, level) for c in ("grad_alignment", "update_alignment")]
-    )
+    frames = [seed_series(summary, ["step"], c, c, level) for c in ("grad_alignment", "update_alignment")]
+    if any(not f.empty for f in frames):
+        frames.append(random_alignment(tables))
+    return combine(frames)
+
+
+def random_alignment(tables: SweepTables) -> pd.DataFrame:
+    """``k/P`` per group: the mean of ``||P g||² / ||g||²`` over uniformly random directions ``g`` for a
+    k-dimensional subspace of R^P, with ``k`` = ``settings.top_k`` and ``P`` = ``num_params`` of each run's
+    analysis.json; mean over the group's analyzed runs in means (``n`` runs)."""
+    rows = []
+    for run in tables.runs:
+        meta = tables.analysis_json.get(run.name) or {}
+        k, size = (meta.get("settings") or {}).get("top_k"), meta.get("num_params")
+        if run.in_means and isinstance(k, (int, float)) and isinstance(size, (int, float)) and size > 0:
+            rows.append({"group": run.group, "k_over_p": min(k, size) / size})
+    if not rows:
+        return empty([])
+    frame = pd.DataFrame(rows).groupby("group", sort=True)["k_over_p"]
+    out = frame.agg(mean="mean", sd="std", n="count").reset_index()
+    # a reference value, not an estimate: no band
+    out = out.assign(metric="random_alignment", lo=np.nan, hi=np.nan, band_lo=np.nan, band_hi=np.nan, run="")
+    return out[["group", "metric", *STATS, "run"]]
 
 
 # -------------------------------------------------------------------------------------- trajectory

@@ -25,6 +25,7 @@ OPTIMIZERS = {
 PARAMS = ("0.weight", "0.bias", "2.weight", "2.bias")
 STEPS = (0, 1, 3, 10, 30, 100)
 TOP_K = 6
+NUM_PARAMS = 1234  # analysis.json num_params
 ALL_TABLES = ("summary", "spectrum", "layer_mass", "trajectory", "nulls", "density", "reparam", "events")
 
 
@@ -410,7 +411,7 @@ def write_analysis(
             "dtype": "float64",
         },
         "hessian_mode": "hessian",
-        "P": 1234,
+        "num_params": NUM_PARAMS,
         "checkpoints": [{"step": s, "hvps": 200, "wall_s": 1.0, "status": "done"} for s in steps],
         "versions": {"hessdyn": "0.1.0"},
     }

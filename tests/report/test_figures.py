@@ -12,9 +12,12 @@ from hessdyn.report.figures import FIGURES
 from hessdyn.report.figures.curvature import eigenvalues_figure, stability_figure
 from hessdyn.report.figures.localization import ipr_figure
 from hessdyn.report.figures.training import loss_figure
+from hessdyn.report.figures.trajectory import alignment_figure
 from hessdyn.report.runs import discover_runs
 from hessdyn.report.style import FigureOptions, group_colors
 from hessdyn.report.tables import load_tables
+
+from .fake_runs import NUM_PARAMS, TOP_K
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +89,14 @@ def test_stability_ratio_is_on_a_log_axis_with_the_edge_at_one(tables) -> None:
     ratio = result.figure.axes[1]
     assert ratio.get_yscale() == "log"
     assert any(list(line.get_ydata()) == [1.0, 1.0] for line in ratio.get_lines())
+
+
+def test_alignment_shows_the_random_baseline_k_over_p(tables) -> None:
+    result = alignment_figure(tables, _options())
+    baseline = result.data[result.data["metric"] == "random_alignment"]
+    assert sorted(baseline["group"]) == ["adam", "sgd"]
+    assert baseline["mean"].tolist() == pytest.approx([TOP_K / NUM_PARAMS] * 2)
+    for ax in result.figure.axes:
+        ys = [line.get_ydata()[0] for line in ax.get_lines() if len(line.get_ydata()) == 2]
+        assert any(y == pytest.approx(TOP_K / NUM_PARAMS) for y in ys)
+    assert "k/P" in result.caption

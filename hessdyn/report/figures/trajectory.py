@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from hessdyn.report import aggregate as agg
+from hessdyn.report.bands import on_log_axis
 from hessdyn.report.figures.base import (
     FigureResult,
     band_text,
@@ -19,6 +20,7 @@ from hessdyn.report.style import (
     draw_series,
     legend,
     legend_below,
+    log_if_positive,
     new_figure,
     note_individual,
     set_log,
@@ -178,22 +180,44 @@ def aging_curves_figure(tables: SweepTables, o: FigureOptions, max_curves: int =
 
 def alignment_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
     data = agg.alignment_data(tables, o.level)
-    if present(data).empty:
+    measured = data[data["metric"] != "random_alignment"] if not data.empty else data
+    if present(measured).empty:
         return None
+    baseline = present(data, "random_alignment")
     fig, axes = new_figure(2, sharey=True)
+    log = log_if_positive(axes[0], present(data)["mean"])  # spans decades: k/P is far below the rest
+    if log:
+        data = on_log_axis(data)
     for ax, metric, what in zip(
-        axes, ("grad_alignment", "update_alignment"), ("full-batch gradient", "optimizer update"), strict=True
+        axes,
+        ("grad_alignment", "update_alignment"),
+        ("full-batch gradient", "parameter change between checkpoints"),
+        strict=True,
     ):
         for g in o.groups:
             draw_series(ax, data[(data["group"] == g) & (data["metric"] == metric)], "step", o.colors[g], g)
+        values = baseline["mean"].round(12).unique()
+        if len(values) == 1:  # every group has the same k/P: one gray line
+            ax.axhline(values[0], color="0.3", linestyle=":", linewidth=1.2, label="random direction, k/P")
+        else:
+            for _, row in baseline.iterrows():
+                ax.axhline(row["mean"], color=o.colors[row["group"]], linestyle=":", linewidth=1.2)
+            ax.plot([], [], color="0.3", linestyle=":", label="random direction, k/P (per group)")
         ax.set_title(what)
         step_axis(ax, o.log_x)
-    axes[0].set_ylabel("fraction in top-k eigenspace")
+    axes[0].set_ylabel("fraction in the top-k eigenspace")
     note_individual(axes[0], data)
-    legend(axes[0])
+    legend_below(fig, axes[0])
+    kp = ", ".join(f"{r['group']}: {r['mean']:.3g}" for _, r in baseline.iterrows())
     caption = (
-        "Fraction ||P g||² / ||g||² of the full-batch gradient (left) and of the optimizer's update (right) that lies "
-        "in the span of the top-k Hessian eigenvectors (summary.csv grad_alignment, update_alignment); a random "
-        "direction gives about k/P. " + band_text(o)
+        "Fraction ||P g||² / ||g||² of a direction g in the span of the top-k Hessian eigenvectors (P: the "
+        "projection; summary.csv). Left: g = the full-batch gradient of the Hessian-set loss at each checkpoint "
+        "(grad_alignment). Right: g = θ(t) − θ(t_prev), the change of the parameters since the previous analyzed "
+        "checkpoint, projected on the top-k space at t_prev and plotted at t (update_alignment; it sums many "
+        "optimizer steps when checkpoints are far apart). Dotted: k/P, the expected fraction for a uniformly "
+        "random direction (k = analysis top_k, P = number of parameters, analysis.json"
+        + (f"; {kp}" if kp else "")
+        + "). "
+        + band_text(o, log)
     )
     return FigureResult("alignment", "Gradient and update alignment", caption, fig, data)
