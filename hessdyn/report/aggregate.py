@@ -324,6 +324,43 @@ def two_time_data(tables: SweepTables, level: float) -> pd.DataFrame:
     )
 
 
+EVENT_KINDS = {"crossing": "crossings", "cluster": "clusters"}  # events.csv kind -> metric
+
+
+def event_counts(tables: SweepTables) -> pd.DataFrame:
+    """Events (events.csv) per run and consecutive pair of analyzed checkpoints (``step_a``, ``step_b``):
+    ``crossings`` (a confidently matched eigenvector changed rank) and ``clusters`` (groups of
+    near-degenerate eigenvalues compared as one subspace), column ``count``. A pair of a run with an
+    events.csv but no row for it counts 0; runs without events.csv are left out."""
+    columns = ["run", "group", "status", "step_a", "step_b", "metric", "count"]
+    events = tables.table("events")
+    if events.empty or "kind" not in events.columns:
+        return pd.DataFrame(columns=columns)
+    info = {r.name: r for r in tables.runs}
+    counted = events.groupby(["run", "step_a", "step_b", "kind"]).size()
+    rows = [
+        (run, info[run].group, info[run].status, a, b, metric, int(counted.get((run, a, b, kind), 0)))
+        for run, steps in _run_steps(tables).items()
+        if run in tables.sources.get("events", set())
+        for a, b in zip(steps[:-1], steps[1:], strict=True)
+        for kind, metric in EVENT_KINDS.items()
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def events_data(tables: SweepTables, level: float) -> pd.DataFrame:
+    """Mean and band over seeds of :func:`event_counts` per group and checkpoint pair."""
+    counts = event_counts(tables)
+    if counts.empty:
+        return empty(["step_a", "step_b"])
+    return combine(
+        [
+            seed_series(counts[counts["metric"] == m], ["step_a", "step_b"], "count", m, level)
+            for m in EVENT_KINDS.values()
+        ]
+    )
+
+
 # ------------------------------------------------------------------------------------ localization
 def ipr_data(tables: SweepTables, ranks: int, level: float) -> pd.DataFrame:
     """Normalized IPR ``P·Σv⁴/3`` (≈ 1 for a random unit vector) of ranks 1..``ranks`` per step."""

@@ -20,7 +20,7 @@ from hessdyn.report.runs import RunInfo, analysis_dir
 
 log = logging.getLogger("hessdyn")
 
-ANALYSIS_TABLES = ("summary", "spectrum", "layer_mass", "trajectory", "density", "nulls", "reparam")
+ANALYSIS_TABLES = ("summary", "spectrum", "layer_mass", "trajectory", "events", "density", "nulls", "reparam")
 _TEXT_COLUMNS = {"split", "source", "which", "metric", "param", "null", "kind", "detail", "converged"}
 _META = ["run", "group", "seed", "status"]
 
@@ -35,6 +35,8 @@ class SweepTables:
     analysis_json: dict[str, dict[str, Any]]  # run name -> analysis.json
     analyzed_steps: dict[str, int]  # run name -> number of analyzed checkpoints
     warnings: list[str] = field(default_factory=list)
+    # table name -> runs whose file was read, also when it holds no rows (events.csv without events)
+    sources: dict[str, set[str]] = field(default_factory=dict)
 
     def table(self, name: str) -> pd.DataFrame:
         return self.analysis.get(name, pd.DataFrame(columns=_META))
@@ -57,7 +59,8 @@ def converged(frame: pd.DataFrame) -> pd.Series:
 
 
 def read_csv(path: Path, warnings: list[str]) -> pd.DataFrame | None:
-    """A tidy CSV with numeric columns as floats; None (and a warning) when it is unreadable."""
+    """A tidy CSV with numeric columns as floats (no rows for a header alone); None when the file is
+    missing or empty, None and a warning when it is unreadable."""
     if not path.is_file():
         return None
     try:
@@ -96,6 +99,7 @@ def load_tables(runs: list[RunInfo], analysis_name: str = "default") -> SweepTab
     train, per_table = [], {name: [] for name in ANALYSIS_TABLES}
     settings: dict[str, dict[str, Any]] = {}
     analyzed: dict[str, int] = {}
+    sources: dict[str, set[str]] = {name: set() for name in ANALYSIS_TABLES}
     for run in runs:
         frame = read_csv(run.path / "metrics" / "train.csv", warnings)
         if frame is not None and "step" in frame.columns:
@@ -113,6 +117,7 @@ def load_tables(runs: list[RunInfo], analysis_name: str = "default") -> SweepTab
                     "they are left out of the figures"
                 )
             per_table[name].append(_tag(frame, run))
+            sources[name].add(run.name)
             if name in ("summary", "spectrum") and "step" in frame.columns:
                 steps |= set(frame["step"].dropna().tolist())
         analyzed[run.name] = len(steps)
@@ -129,4 +134,5 @@ def load_tables(runs: list[RunInfo], analysis_name: str = "default") -> SweepTab
         analysis_json=settings,
         analyzed_steps=analyzed,
         warnings=warnings,
+        sources=sources,
     )

@@ -101,6 +101,11 @@ def displacement_at(step_a: float, rank: int, o: int, seed: int, ranked: bool) -
     )
 
 
+def crossings_at(pair: int, o: int, seed: int) -> int:
+    """Crossings between consecutive checkpoints number ``pair`` and ``pair + 1`` (none before pair 2)."""
+    return (pair + o + seed) % 3 if pair >= 2 else 0
+
+
 def overlap_at(step_a: float, step_b: float, seed: int) -> float:
     return math.exp(-(step_b - step_a) / (20.0 + step_a)) * (1.0 - 0.01 * seed)
 
@@ -332,20 +337,23 @@ def write_analysis(
                 )
         _write_csv(adir / "trajectory.csv", rows, ["step_a", "step_b", "metric", "rank", "value"])
     if "events" in tables:
-        _write_csv(
-            adir / "events.csv",
-            [
+        rows = [
+            {"step_a": a, "step_b": b, "kind": "crossing", "rank_a": 2, "rank_b": 3, "detail": "overlap=0.9"}
+            for i, (a, b) in enumerate(zip(steps[:-1], steps[1:], strict=True))
+            for _ in range(crossings_at(i, o, seed))
+        ]
+        if len(steps) > 1:
+            rows.append(
                 {
-                    "step_a": steps[0],
+                    "step_a": steps[-2],
                     "step_b": steps[-1],
-                    "kind": "crossing",
-                    "rank_a": 2,
-                    "rank_b": 3,
-                    "detail": "overlap=0.9",
+                    "kind": "cluster",
+                    "rank_a": 4,
+                    "rank_b": 4,
+                    "detail": "ranks_a=4+5 ranks_b=4+5 subspace_overlap=0.9",
                 }
-            ],
-            ["step_a", "step_b", "kind", "rank_a", "rank_b", "detail"],
-        )
+            )
+        _write_csv(adir / "events.csv", rows, ["step_a", "step_b", "kind", "rank_a", "rank_b", "detail"])
     if "nulls" in tables:
         rows = [
             {

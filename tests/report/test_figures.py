@@ -4,6 +4,7 @@ only where they can be read, reference lines where a number needs one."""
 from __future__ import annotations
 
 import matplotlib.colors as mcolors
+import numpy as np
 import pytest
 from matplotlib.collections import PolyCollection
 
@@ -12,12 +13,12 @@ from hessdyn.report.figures import FIGURES
 from hessdyn.report.figures.curvature import eigenvalues_figure, stability_figure
 from hessdyn.report.figures.localization import ipr_figure
 from hessdyn.report.figures.training import loss_figure
-from hessdyn.report.figures.trajectory import alignment_figure
+from hessdyn.report.figures.trajectory import alignment_figure, events_figure
 from hessdyn.report.runs import discover_runs
 from hessdyn.report.style import FigureOptions, group_colors
 from hessdyn.report.tables import load_tables
 
-from .fake_runs import NUM_PARAMS, TOP_K
+from .fake_runs import NUM_PARAMS, STEPS, TOP_K, crossings_at, opt_index
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +101,13 @@ def test_alignment_shows_the_random_baseline_k_over_p(tables) -> None:
         ys = [line.get_ydata()[0] for line in ax.get_lines() if len(line.get_ydata()) == 2]
         assert any(y == pytest.approx(TOP_K / NUM_PARAMS) for y in ys)
     assert "k/P" in result.caption
+
+
+def test_events_figure_counts_crossings_per_consecutive_pair(tables) -> None:
+    result = events_figure(tables, _options())
+    crossings = result.data[(result.data["metric"] == "crossings") & (result.data["group"] == "sgd")]
+    for i, (a, b) in enumerate(zip(STEPS[:-1], STEPS[1:], strict=True)):
+        row = crossings[(crossings["step_a"] == a) & (crossings["step_b"] == b)].iloc[0]
+        expected = np.mean([crossings_at(i, opt_index("sgd"), seed) for seed in (0, 1)])
+        assert row["mean"] == expected and row["n"] == 2
+    assert (result.data["band_lo"].dropna() >= 0).all()

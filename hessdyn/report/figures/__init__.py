@@ -24,6 +24,7 @@ from hessdyn.report.figures.trajectory import (
     aging_heatmap_figure,
     alignment_figure,
     displacement_figure,
+    events_figure,
     overlap_endpoints_figure,
 )
 
@@ -59,6 +60,12 @@ FIGURES: tuple[FigureSpec, ...] = (
         "Subspace overlap with the first and last checkpoint",
         overlap_endpoints_figure,
         "trajectory.csv subspace_overlap (trajectory metric group)",
+    ),
+    FigureSpec(
+        "events",
+        "Eigenvalue crossings and clusters",
+        events_figure,
+        "events.csv rows (trajectory metric group; empty when no eigenvalue crossed or clustered)",
     ),
     FigureSpec(
         "aging_heatmap",

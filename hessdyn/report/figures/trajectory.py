@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from hessdyn.report import aggregate as agg
 from hessdyn.report.bands import on_log_axis
@@ -221,3 +222,50 @@ def alignment_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | No
         + band_text(o, log)
     )
     return FigureResult("alignment", "Gradient and update alignment", caption, fig, data)
+
+
+def events_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
+    data = agg.events_data(tables, o.level)
+    if present(data).empty or not (present(data)["mean"] > 0).any():
+        return None
+    counts = agg.event_counts(tables)
+    pairs = sorted({(a, b) for a, b in zip(data["step_a"], data["step_b"], strict=True)}, key=lambda p: p[1])
+    where = {p: i for i, p in enumerate(pairs)}
+    groups = present_groups(o, present(data))
+    width = 0.8 / len(groups)
+    fig, axes = new_figure(2, sharey=True, width=max(3.6, 0.45 * len(pairs) + 1.0))
+    for ax, metric, what in zip(
+        axes, ("crossings", "clusters"), ("eigenvalue crossings", "near-degenerate clusters"), strict=True
+    ):
+        for j, g in enumerate(groups):
+            offset = (j - (len(groups) - 1) / 2) * width
+            rows = present(data[(data["group"] == g) & (data["metric"] == metric)])
+            means = rows[rows["run"].fillna("") == ""]
+            x = np.array([where[(a, b)] for a, b in zip(means["step_a"], means["step_b"], strict=True)])
+            ax.bar(x + offset, means["mean"], width=width, color=o.colors[g], alpha=0.45, label=g)
+            seeds = counts[(counts["group"] == g) & (counts["metric"] == metric)]
+            x = np.array(
+                [where.get((a, b), np.nan) for a, b in zip(seeds["step_a"], seeds["step_b"], strict=True)]
+            )
+            diverged = ~seeds["status"].isin(agg.IN_MEANS).to_numpy()
+            ax.plot(x[~diverged] + offset, seeds["count"][~diverged], "o", color=o.colors[g], markersize=3)
+            ax.plot(x[diverged] + offset, seeds["count"][diverged], "x", color=o.colors[g], markersize=5)
+        ax.set_title(what)
+        ax.set_xticks(range(len(pairs)), [f"{a:g}→{b:g}" for a, b in pairs], rotation=45, ha="right")
+        ax.set_xlabel("checkpoint pair (steps)")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(False, axis="x")
+    axes[0].set_ylabel("events per checkpoint pair")
+    axes[0].plot([], [], "o", color="0.4", markersize=3, label="one seed")
+    if (~counts["status"].isin(agg.IN_MEANS)).any():
+        axes[0].plot([], [], "x", color="0.4", markersize=5, label="diverged/failed run (not in the bar)")
+    legend_below(fig, axes[0])
+    caption = (
+        "Events between consecutive analyzed checkpoints t → t′ among the top-k eigenvectors (events.csv; k = "
+        "analysis top_k), counted per pair; a pair without events counts 0. Bars: mean over seeds; dots: each "
+        "seed. Left: crossings, an eigenvector matched one to one with |overlap| ≥ √½ whose rank changed (its "
+        "eigenvalue passed another). Right: groups of ranks compared as one subspace because their eigenvalues are "
+        "near-degenerate (gap below analysis.cluster_rtol · |λ1|) at t or t′. The x axis is indexed by pair, not "
+        f"by step. No bands (counts of a few seeds); the {o.level:.0%} t-interval over seeds is in the CSV."
+    )
+    return FigureResult("events", "Eigenvalue crossings and clusters", caption, fig, data)
