@@ -1,8 +1,9 @@
 """Run directories with synthetic, deterministic tables in the documented formats (docs/design.md).
 
-``hessdyn analyze`` does not exist yet, so the report is tested on tables written here: the columns are
-the ones the design notes promise, the numbers closed-form functions of step, rank, seed and optimizer,
-so a test can recompute any aggregate directly.
+Tables written here test the report on every documented column and on partial data (diverged, running,
+unanalyzed runs) quickly: the columns are the ones the design notes promise, the numbers closed-form
+functions of step, rank, seed and optimizer, so a test can recompute any aggregate directly.
+``test_real_sweep.py`` checks the report on real ``hessdyn train`` / ``hessdyn analyze`` output.
 """
 
 from __future__ import annotations
