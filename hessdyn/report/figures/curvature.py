@@ -167,7 +167,8 @@ def ws_bound_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | Non
     note_individual(ax, data)
     legend_below(fig, ax)
     caption = (
-        "Left: λmax (solid) beside the Wolkowicz–Styan upper bound μ + s·sqrt(P−1) from tr(H) and tr(H²) "
+        "Left: λmax (solid) beside the Wolkowicz–Styan upper bound μ + s·sqrt(P−1), with μ = tr(H)/P and "
+        "s² = tr(H²)/P − μ² over the P parameters, from the Hutch++ estimates of tr(H) and tr(H²) "
         "(dashed; error bars: the bound's estimator standard error ws_bound_se, mean over seeds, where the "
         "analysis recorded it). Right: λmax / bound (≤ 1 up to estimation error; near 1 when one outlier "
         "dominates the spectrum). " + band_text(o, log)

@@ -189,6 +189,7 @@ def alignment_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | No
     log = log_if_positive(axes[0], present(data)["mean"])  # spans decades: k/P is far below the rest
     if log:
         data = on_log_axis(data)
+    values = baseline["mean"].round(12).unique()
     for ax, metric, what in zip(
         axes,
         ("grad_alignment", "update_alignment"),
@@ -197,10 +198,9 @@ def alignment_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | No
     ):
         for g in o.groups:
             draw_series(ax, data[(data["group"] == g) & (data["metric"] == metric)], "step", o.colors[g], g)
-        values = baseline["mean"].round(12).unique()
         if len(values) == 1:  # every group has the same k/P: one gray line
             ax.axhline(values[0], color="0.3", linestyle=":", linewidth=1.2, label="random direction, k/P")
-        else:
+        elif len(values) > 1:
             for _, row in baseline.iterrows():
                 ax.axhline(row["mean"], color=o.colors[row["group"]], linestyle=":", linewidth=1.2)
             ax.plot([], [], color="0.3", linestyle=":", label="random direction, k/P (per group)")
@@ -209,16 +209,22 @@ def alignment_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | No
     axes[0].set_ylabel("fraction in the top-k eigenspace")
     note_individual(axes[0], data)
     legend_below(fig, axes[0])
-    kp = ", ".join(f"{r['group']}: {r['mean']:.3g}" for _, r in baseline.iterrows())
+    if len(values) == 1:
+        kp = f" (k/P = {values[0]:.3g})"
+    else:
+        kp = " (" + ", ".join(f"{r['group']}: {r['mean']:.3g}" for _, r in baseline.iterrows()) + ")"
     caption = (
-        "Fraction ||P g||² / ||g||² of a direction g in the span of the top-k Hessian eigenvectors (P: the "
-        "projection; summary.csv). Left: g = the full-batch gradient of the Hessian-set loss at each checkpoint "
-        "(grad_alignment). Right: g = θ(t) − θ(t_prev), the change of the parameters since the previous analyzed "
-        "checkpoint, projected on the top-k space at t_prev and plotted at t (update_alignment; it sums many "
-        "optimizer steps when checkpoints are far apart). Dotted: k/P, the expected fraction for a uniformly "
-        "random direction (k = analysis top_k, P = number of parameters, analysis.json"
-        + (f"; {kp}" if kp else "")
-        + "). "
+        "Fraction ||Π g||² / ||g||² of a direction g in the span of the top-k Hessian eigenvectors (Π: the "
+        "orthogonal projection on that span; summary.csv). Left: g = the full-batch gradient of the Hessian-set "
+        "loss at each checkpoint (grad_alignment). Right: g = θ(t) − θ(t_prev), the change of the parameters "
+        "since the previous analyzed checkpoint, projected on the top-k space at t_prev and plotted at t "
+        "(update_alignment; it sums many optimizer steps when checkpoints are far apart). "
+        + (
+            "Dotted: k/P, the expected fraction for a uniformly random direction (k = analysis top_k, P = number "
+            f"of parameters, from analysis.json){kp}. "
+            if len(values)
+            else ""
+        )
         + band_text(o, log)
     )
     return FigureResult("alignment", "Gradient and update alignment", caption, fig, data)
