@@ -3,6 +3,7 @@ numbers are the mean and t-band of the run tables."""
 
 from __future__ import annotations
 
+import shutil
 import struct
 from html.parser import HTMLParser
 from pathlib import Path
@@ -184,3 +185,16 @@ def test_output_is_deterministic(tmp_path: Path) -> None:
         if name in ("index.html", "runs.csv"):  # they name the sweep folder
             a, b = a.replace(str(first).encode(), b""), b.replace(str(second).encode(), b"")
         assert a == b, f"{name} differs between two identical builds"
+
+
+def test_every_figure_is_deterministic(clean_sweep: Path, clean_report, tmp_path: Path) -> None:
+    copy = tmp_path / "sweep"
+    shutil.copytree(clean_sweep, copy, ignore=shutil.ignore_patterns("report"))
+    build(copy)
+    names = sorted(p.name for p in clean_report.out.iterdir())
+    assert names == sorted(p.name for p in (copy / "report").iterdir())
+    for name in names:
+        a, b = (clean_report.out / name).read_bytes(), (copy / "report" / name).read_bytes()
+        if name in ("index.html", "runs.csv"):  # they name the sweep folder
+            a, b = a.replace(str(clean_sweep).encode(), b""), b.replace(str(copy).encode(), b"")
+        assert a == b, f"{name} differs between two builds of the same sweep"
