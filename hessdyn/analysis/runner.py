@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -155,7 +156,7 @@ def analyze_run(
 
     done = [st for st in steps if _is_done(out_dir, st)]
     todo = [st for st in steps if st not in done]
-    show = progress if progress is not None else __import__("sys").stderr.isatty()
+    show = progress if progress is not None else sys.stderr.isatty()
     bar = tqdm(
         total=len(steps),
         initial=len(done),
