@@ -28,7 +28,9 @@ def shared_data_root() -> Path | None:
 def shared_data() -> Path:
     root = shared_data_root()
     if root is None:
-        pytest.skip("real MNIST/Fashion-MNIST copies not found (../shared/data or $HESSDYN_SHARED_DATA); a user's clone has none")
+        pytest.skip(
+            "real MNIST/Fashion-MNIST copies not found (../shared/data or $HESSDYN_SHARED_DATA); a user's clone has none"
+        )
     return root
 
 
@@ -41,13 +43,31 @@ def hessdyn_exe() -> list[str]:
 def run_cli(tmp_path: Path):
     """Run ``hessdyn ARGS`` in a subprocess inside tmp_path; returns CompletedProcess (text)."""
 
-    def run(*args: str, check: bool = False, timeout: float = 600, cwd: Path | None = None, env: dict | None = None):
-        full_env = {**os.environ, "HESSDYN_RESULTS": str(tmp_path / "results"), "PYTHONUNBUFFERED": "1", **(env or {})}
+    def run(
+        *args: str,
+        check: bool = False,
+        timeout: float = 600,
+        cwd: Path | None = None,
+        env: dict | None = None,
+    ):
+        full_env = {
+            **os.environ,
+            "HESSDYN_RESULTS": str(tmp_path / "results"),
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
         proc = subprocess.run(
-            [*hessdyn_exe(), *args], cwd=cwd or tmp_path, env=full_env, capture_output=True, text=True, timeout=timeout
+            [*hessdyn_exe(), *args],
+            cwd=cwd or tmp_path,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if check and proc.returncode != 0:
-            raise AssertionError(f"hessdyn {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"hessdyn {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     return run
