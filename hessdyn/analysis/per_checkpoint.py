@@ -23,7 +23,15 @@ from hessdyn.curvature import (
     curvature_operator,
 )
 from hessdyn.curvature.risk import EmpiricalRisk
-from hessdyn.solvers import EigenResult, eigsh_topk, full_spectrum, hutch_plus_plus, spectral_density
+from hessdyn.solvers import (
+    DenseSpectrum,
+    EigenResult,
+    dense_eigh,
+    eigsh_topk,
+    full_spectrum,
+    hutch_plus_plus,
+    spectral_density,
+)
 from hessdyn.trajectory import (
     adam_preconditioner,
     adam_threshold,
@@ -100,7 +108,10 @@ def _solve(
     settings: s.AnalysisConfig,
     start: torch.Tensor | None,
     seed: int,
+    full: DenseSpectrum | None = None,
 ) -> EigenResult:
+    if full is not None:  # the dense path: one P×P diagonalization serves the top, the bottom and the traces
+        return dense_eigh(op, k, which=which, tol=settings.tol, spectrum=full)
     method = settings.solver.value
     v0 = start if (settings.warm_start and start is not None and start.shape == (k, op.size)) else None
     return eigsh_topk(
@@ -153,10 +164,10 @@ def analyze_checkpoint(inp: CheckpointInputs) -> CheckpointResult:
     seed = cfg.seed + inp.step
 
     full = full_spectrum(op) if cfg.solver == s.Solver.dense else None
-    top = _solve(op, k, "largest", cfg, inp.start_top, seed)
+    top = _solve(op, k, "largest", cfg, inp.start_top, seed, full)
     bottom = None
     if s.MetricGroup.bottom in on and cfg.bottom_k > 0:
-        bottom = _solve(op, min(cfg.bottom_k, size), "smallest", cfg, inp.start_bottom, seed + 1)
+        bottom = _solve(op, min(cfg.bottom_k, size), "smallest", cfg, inp.start_bottom, seed + 1, full)
 
     V = top.eigenvectors
     rows: dict[str, list[dict[str, Any]]] = {

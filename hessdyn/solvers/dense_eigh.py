@@ -42,13 +42,19 @@ def dense_eigh(
     which: Which = "largest",
     tol: float = 1e-3,
     k_smallest: int | None = None,
+    spectrum: DenseSpectrum | None = None,
 ) -> EigenResult:
-    """The k extreme eigenpairs from the full spectrum, in the same result object as the iterative solvers."""
+    """The k extreme eigenpairs from the full spectrum, in the same result object as the iterative solvers.
+
+    spectrum: `full_spectrum(op)` when the caller already has it (no products are then spent, and num_hvps
+    repeats the products that built it)."""
     start = time.perf_counter()
     n = op.size
     k_top, k_bottom = wanted_counts(k, which, k_smallest)
     check_counts(k_top, k_bottom, n)
-    spec = full_spectrum(op)
+    spec = full_spectrum(op) if spectrum is None else spectrum
+    if spec.eigenvalues.shape[0] != n:
+        raise ValueError(f"spectrum has {spec.eigenvalues.shape[0]} eigenvalues, the operator has size {n}")
     w, U = spec.eigenvalues, spec.eigenvectors
     idx = wanted_indices(n, k_top, k_bottom)
     X = fix_signs(U[:, idx].T.contiguous())
