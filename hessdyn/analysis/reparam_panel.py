@@ -18,7 +18,6 @@ from hessdyn.analysis.per_checkpoint import build_operator, hessian_mode
 from hessdyn.analysis.tables import write_csv
 from hessdyn.config import schema as s
 from hessdyn.curvature import CurvatureOperator
-from hessdyn.curvature.params import ParamLayout
 from hessdyn.reparam import (
     FlatLoss,
     alpha_grid,
@@ -30,17 +29,6 @@ from hessdyn.reparam import (
 from hessdyn.solvers import eigsh_topk, hutch_plus_plus
 
 log = logging.getLogger("hessdyn.analyze")
-
-
-class _MatvecOperator(CurvatureOperator):
-    """Any object with ``matvec`` (e.g. a diagonally conjugated operator) behind the solvers' interface."""
-
-    def __init__(self, inner) -> None:  # noqa: ANN001 - any SymmetricOperator
-        super().__init__(ParamLayout(("theta",), (torch.Size([inner.size]),)), inner.dtype, inner.device)
-        self.inner = inner
-
-    def _matmat(self, V: torch.Tensor) -> torch.Tensor:
-        return torch.stack([self.inner.matvec(V[:, j]) for j in range(V.shape[1])], dim=1)
 
 
 def reparam_rows(
@@ -62,15 +50,12 @@ def reparam_rows(
     batches = [(x[i : i + size].to(dtype), y[i : i + size]) for i in range(0, x.shape[0], size)]
     base = model.to(dtype)
 
-    def top(op) -> float:  # noqa: ANN001
-        inner = op if isinstance(op, CurvatureOperator) else _MatvecOperator(op)
+    def top(op: CurvatureOperator) -> float:
         return float(
-            eigsh_topk(
-                inner, 1, tol=settings.tol, max_hvps=settings.max_hvps, seed=settings.seed
-            ).eigenvalues[0]
+            eigsh_topk(op, 1, tol=settings.tol, max_hvps=settings.max_hvps, seed=settings.seed).eigenvalues[0]
         )
 
-    def trace(op) -> float:  # noqa: ANN001
+    def trace(op: CurvatureOperator) -> float:
         return hutch_plus_plus(op, settings.trace_hvps, seed=settings.seed).trace
 
     rows = []

@@ -70,17 +70,18 @@ class MatrixOperator(CurvatureOperator):
 
 
 class DiagonalConjugate(CurvatureOperator):
-    """D·A·D for D = diag(d), d > 0, sharing A's product counter.
+    """D·A·D for D = diag(d), d >= 0 and finite, sharing A's product counter.
 
     With d = P^{-1/2} (Adam's preconditioner) this is the preconditioned Hessian; with d = |θ| it is the
-    scale-invariant sharpness operator diag(|θ|)·H·diag(|θ|).
+    scale-invariant sharpness operator diag(|θ|)·H·diag(|θ|) (a zero entry, e.g. a bias still at its zero
+    initialization, simply projects that coordinate out).
     """
 
     def __init__(self, inner: CurvatureOperator, d: torch.Tensor) -> None:
         if d.shape != (inner.size,):
             raise ValueError(f"d must have shape ({inner.size},), got {tuple(d.shape)}")
-        if not bool((d > 0).all()):
-            raise ValueError("d must be strictly positive (add a floor, e.g. |θ| + ε)")
+        if not bool(torch.isfinite(d).all()) or bool((d < 0).any()):
+            raise ValueError("d must be finite and non-negative")
         super().__init__(inner.layout, inner.dtype, inner.device, inner.mode)
         self.inner = inner
         self.d = d.to(device=inner.device, dtype=inner.dtype)

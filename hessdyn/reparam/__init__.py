@@ -1,16 +1,10 @@
 """Dinh et al. (2017) α-rescaling of ReLU MLPs and sharpness measures, with which of them are invariant.
 
-Pure functions of models, flat parameter vectors and symmetric operators; no files, no configuration.
+Pure functions of models, flat parameter vectors and curvature operators (hessdyn.curvature); no files, no
+configuration.
 """
 
 from hessdyn.reparam.flat_loss import FlatLoss, LossHessian
-from hessdyn.reparam.operators import (
-    DenseOperator,
-    DiagonalConjugated,
-    SymmetricOperator,
-    TopEigenpair,
-    lanczos_top_eigenvalue,
-)
 from hessdyn.reparam.rescaling import (
     AlphaRescaling,
     AlphaScaling,
@@ -34,18 +28,13 @@ from hessdyn.reparam.sharpness import (
 __all__ = [
     "AlphaRescaling",
     "AlphaScaling",
-    "DenseOperator",
-    "DiagonalConjugated",
     "EpsilonSharpness",
     "FlatLoss",
     "LossHessian",
     "SharpnessMeasures",
-    "SymmetricOperator",
-    "TopEigenpair",
     "alpha_grid",
     "alpha_rescale",
     "epsilon_sharpness",
-    "lanczos_top_eigenvalue",
     "local_top_eigenvalue",
     "max_output_difference",
     "predicted_rescaled_hessian",

@@ -1,8 +1,9 @@
 """A model's loss as a function of its flat parameter vector, and the exact Hessian of that function.
 
 Evaluated with ``torch.func.functional_call``: the model's parameters are never written to, and the model's
-mode (train/eval) is left as the caller set it. The Hessian operator here is a small double-backward one
-for sharpness measures on tiny nets and tests; the analysis uses the curvature package's operators.
+mode (train/eval) is left as the caller set it. ``FlatLoss.hessian()`` is a plain double-backward
+:class:`~hessdyn.curvature.CurvatureOperator` at any θ (not only the model's own parameters), for sharpness
+measures on tiny nets and tests; the analysis passes the curvature package's faster operator instead.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 from torch.func import functional_call
+
+from hessdyn.curvature.operator import CurvatureOperator
+from hessdyn.curvature.params import ParamLayout
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -85,33 +89,25 @@ class FlatLoss:
         return LossHessian(self, self.theta if theta is None else theta)
 
 
-class LossHessian:
-    """``∇²L(θ)`` as a :class:`~hessdyn.reparam.operators.SymmetricOperator` via double backward, one batch
-    at a time, so memory stays that of one batch's double-backward graph."""
+class LossHessian(CurvatureOperator):
+    """``∇²L(θ)`` by double backward, one batch at a time (memory of one batch's double-backward graph)."""
 
     def __init__(self, loss: FlatLoss, theta: torch.Tensor) -> None:
+        theta = theta.detach().clone()
+        super().__init__(ParamLayout(loss.names, loss.shapes), theta.dtype, theta.device)
+        if theta.shape != (self.size,):
+            raise ValueError(f"expected a ({self.size},) parameter vector, got {tuple(theta.shape)}")
         self.loss = loss
-        self.theta = theta.detach().clone()
+        self.theta = theta
 
-    @property
-    def size(self) -> int:
-        return self.theta.shape[0]
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.theta.dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.theta.device
-
-    def matvec(self, v: torch.Tensor) -> torch.Tensor:
-        v = v.to(device=self.device, dtype=self.dtype)
-        product = torch.zeros_like(self.theta)
+    def _matmat(self, V: torch.Tensor) -> torch.Tensor:
+        product = torch.zeros_like(V)
         for batch in range(len(self.loss.batches)):
             theta = self.theta.clone().requires_grad_(True)
-            batch_loss = self.loss.weighted_batch_loss(theta, batch)
-            (gradient,) = torch.autograd.grad(batch_loss, theta, create_graph=True)
-            (batch_product,) = torch.autograd.grad(gradient @ v, theta)
-            product += batch_product
+            (gradient,) = torch.autograd.grad(
+                self.loss.weighted_batch_loss(theta, batch), theta, create_graph=True
+            )
+            for j in range(V.shape[1]):
+                (column,) = torch.autograd.grad(gradient @ V[:, j], theta, retain_graph=j + 1 < V.shape[1])
+                product[:, j] += column
         return product

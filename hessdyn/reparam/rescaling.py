@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from hessdyn.reparam.operators import DiagonalConjugated, SymmetricOperator
+from hessdyn.curvature.operator import CurvatureOperator, DiagonalConjugate
 
 # φ(c z) = c φ(z) for c > 0: the function commutes with positive scalings
 _HOMOGENEOUS = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Dropout, nn.Flatten)
@@ -142,10 +142,10 @@ def predicted_rescaled_hessian(hessian: torch.Tensor, parameter_scale: torch.Ten
 
 
 def predicted_rescaled_operator(
-    operator: SymmetricOperator, parameter_scale: torch.Tensor
-) -> DiagonalConjugated:
+    operator: CurvatureOperator, parameter_scale: torch.Tensor
+) -> DiagonalConjugate:
     """``T⁻¹ H T⁻¹`` as an operator: its top eigenvalue is the rescaled model's ``λ_max``."""
-    return DiagonalConjugated(operator, 1.0 / parameter_scale)
+    return DiagonalConjugate(operator, 1.0 / parameter_scale)
 
 
 def _leaves(module: nn.Sequential, prefix: str) -> Iterator[tuple[str, nn.Module]]:

@@ -22,27 +22,34 @@ from dataclasses import dataclass
 
 import torch
 
+from hessdyn.curvature.operator import CurvatureOperator, DiagonalConjugate
 from hessdyn.reparam.flat_loss import FlatLoss
-from hessdyn.reparam.operators import DiagonalConjugated, SymmetricOperator, lanczos_top_eigenvalue
+from hessdyn.solvers import eigsh_topk
 
-TopEigenvalueFn = Callable[[SymmetricOperator], float]
-TraceFn = Callable[[SymmetricOperator], float]
-
-
-def local_top_eigenvalue(operator: SymmetricOperator) -> float:
-    """Default ``top_eigenvalue``: the local Lanczos (small problems only; inject the real solver)."""
-    return lanczos_top_eigenvalue(operator).eigenvalue
+TopEigenvalueFn = Callable[[CurvatureOperator], float]
+TraceFn = Callable[[CurvatureOperator], float]
 
 
-def quadratic_form(operator: SymmetricOperator, theta: torch.Tensor) -> float:
+def local_top_eigenvalue(operator: CurvatureOperator) -> float:
+    """Default ``top_eigenvalue``: the package's Lanczos to a tight tolerance (1e-8 relative residual); the
+    analysis injects its configured tolerance and budget instead. Raises if it does not converge."""
+    result = eigsh_topk(operator, 1, tol=1e-8)
+    if not result.all_converged:
+        raise RuntimeError(
+            f"top eigenvalue not converged in {result.num_hvps} products; pass top_eigenvalue= with a budget"
+        )
+    return float(result.eigenvalues[0])
+
+
+def quadratic_form(operator: CurvatureOperator, theta: torch.Tensor) -> float:
     """``θᵀ H θ`` (units of loss): invariant under α-rescaling."""
     theta = theta.detach().to(device=operator.device, dtype=operator.dtype)
     return float(theta @ operator.matvec(theta))
 
 
-def scale_invariant_operator(operator: SymmetricOperator, theta: torch.Tensor) -> DiagonalConjugated:
+def scale_invariant_operator(operator: CurvatureOperator, theta: torch.Tensor) -> DiagonalConjugate:
     """``diag(|θ|) H diag(|θ|)``."""
-    return DiagonalConjugated(operator, theta.detach().abs())
+    return DiagonalConjugate(operator, theta.detach().abs())
 
 
 @dataclass(frozen=True)
@@ -130,7 +137,7 @@ class SharpnessMeasures:
 def sharpness_measures(
     flat_loss: FlatLoss,
     *,
-    hessian: SymmetricOperator | None = None,
+    hessian: CurvatureOperator | None = None,
     top_eigenvalue: TopEigenvalueFn = local_top_eigenvalue,
     trace: TraceFn | None = None,
     epsilon: float | None = 1e-3,

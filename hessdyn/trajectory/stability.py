@@ -12,7 +12,7 @@ On a quadratic with curvature λ, an optimizer with learning rate η is stable i
   RMSprop without momentum obeys ``2/η`` on its own ``P⁻¹H``.
 
 ``λ_max(P⁻¹H)`` equals ``λ_max(P^{-1/2} H P^{-1/2})``, a symmetric operator: use
-:class:`hessdyn.reparam.operators.DiagonalConjugated` with ``DiagonalPreconditioner.inverse_sqrt()``.
+:class:`hessdyn.curvature.DiagonalConjugate` with ``DiagonalPreconditioner.inverse_sqrt()``.
 """
 
 from __future__ import annotations

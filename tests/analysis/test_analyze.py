@@ -261,3 +261,30 @@ def test_cli_analyze_errors_are_one_line(run_cli, tmp_path, trained):
     assert "does not exist" in proc.stderr
     proc = run_cli("analyze")
     assert proc.returncode == 2 and "pass exactly one of run_dir=PATH" in proc.stderr
+
+
+def test_reparam_panel_separates_invariant_from_non_invariant_sharpness(trained, tmp_path):
+    """Dinh et al.: α-rescaling leaves the function, θᵀHθ and λmax(diag|θ| H diag|θ|) unchanged and moves
+    λmax by orders of magnitude; the analysis table must show exactly that."""
+    run = tmp_path / "run"
+    shutil.copytree(trained["sgd"], run)
+    settings = _analysis_cfg(
+        [
+            "analysis.metrics=[spectrum,reparam]",
+            "analysis.reparam_alphas=[0.1,1.0,10.0]",
+            "analysis.checkpoints=list",
+            "analysis.steps=[60]",
+            "analysis.bottom_k=0",
+        ]
+    )
+    analyze_run(run, settings, progress=False)
+    table = pd.read_csv(run / "analysis" / "reparam.csv")
+    assert list(table.step.unique()) == [60] and sorted(table.alpha) == [0.1, 1.0, 10.0]
+    assert (table.output_diff < 1e-9).all()
+    one = table[table.alpha == 1.0].iloc[0]
+    spectrum = pd.read_csv(run / "analysis" / "spectrum.csv")
+    top1 = spectrum[(spectrum.which == "top") & (spectrum["rank"] == 1) & (spectrum.step == 60)].eigenvalue
+    assert one.lambda_max == pytest.approx(float(top1.iloc[0]), rel=1e-5)
+    assert table.lambda_max.max() > 20 * table.lambda_max.min()  # not invariant
+    np.testing.assert_allclose(table.theta_h_theta, one.theta_h_theta, rtol=1e-8)
+    np.testing.assert_allclose(table.scaled_lambda_max, one.scaled_lambda_max, rtol=1e-5)

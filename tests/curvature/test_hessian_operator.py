@@ -155,8 +155,12 @@ def test_diagonal_conjugate_is_d_h_d():
     before = op.num_hvps
     torch.testing.assert_close(dense_matrix(conj), d[:, None] * H * d[None, :], rtol=0, atol=1e-14)
     assert conj.num_hvps == op.num_hvps == before + op.size
-    with pytest.raises(ValueError, match="strictly positive"):
+    with pytest.raises(ValueError, match="non-negative"):
         DiagonalConjugate(op, d - 1)
+    d[3] = 0.0  # a zero entry projects the coordinate out
+    torch.testing.assert_close(
+        dense_matrix(DiagonalConjugate(op, d)), d[:, None] * H * d[None, :], rtol=0, atol=1e-14
+    )
 
 
 def test_float32_operator_from_a_float64_model():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hessdyn.curvature import MatrixOperator
 from hessdyn.reparam import (
-    DenseOperator,
     FlatLoss,
     alpha_rescale,
     epsilon_sharpness,
@@ -17,7 +17,7 @@ from hessdyn.reparam import (
 
 
 def _dense_top(operator) -> float:
-    """Top eigenvalue by materializing the operator (tiny P), independent of the local Lanczos."""
+    """Top eigenvalue by materializing the operator (tiny P), independent of the Lanczos solver."""
     columns = torch.stack([operator.matvec(e) for e in torch.eye(operator.size, dtype=torch.float64)], dim=1)
     return float(torch.linalg.eigvalsh(0.5 * (columns + columns.T))[-1])
 
@@ -56,7 +56,7 @@ def test_injected_operator_and_eigensolver_are_used(two_layer, data, dense_hessi
         return _dense_top(operator)
 
     measures = sharpness_measures(
-        FlatLoss(two_layer, [(x, y)]), hessian=DenseOperator(hessian), top_eigenvalue=solver, epsilon=None
+        FlatLoss(two_layer, [(x, y)]), hessian=MatrixOperator(hessian), top_eigenvalue=solver, epsilon=None
     )
     assert seen == [38, 38]
     assert measures.lambda_max == pytest.approx(float(torch.linalg.eigvalsh(hessian)[-1]), rel=1e-10)
