@@ -14,6 +14,8 @@ block products share the forward and first backward pass and loop the second bac
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -57,10 +59,24 @@ def double_backward_products(
     return out
 
 
+@functools.cache
+def _load_jvp_decompositions() -> None:
+    """torch loads its forward-mode decompositions on the first jvp and, doing so, scripts them with the
+    deprecated torch.jit.script: a FutureWarning about torch's own code that users cannot act on. Load
+    them once here with that one warning silenced."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script", category=FutureWarning)
+        try:
+            import torch._decomp.decompositions_for_jvp  # noqa: F401
+        except ImportError:  # a torch without that module: nothing to preload
+            pass
+
+
 def forward_over_reverse_products(
     risk: EmpiricalRisk, batch: Batch, tangents: Sequence[torch.Tensor], chunk_size: int | None = None
 ) -> tuple[torch.Tensor, ...]:
     """H·t by a forward-mode derivative of the reverse-mode gradient (torch.func), vmapped over tangents."""
+    _load_jvp_decompositions()
     primals = tuple(p.detach() for p in risk.params)
 
     def loss(*ps: torch.Tensor) -> torch.Tensor:
