@@ -87,6 +87,9 @@ def step_axis(ax: Axes, log_x: bool, label: str = "training step") -> None:
     if log_x:
         ax.set_xscale("symlog", linthresh=1.0)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        lo, hi = ax.get_xlim()
+        if ax.has_data() and lo < -0.5:  # steps are >= 0: autoscale margins must not open a negative decade
+            ax.set_xlim(-0.5, hi)
 
 
 class _PlainLogFormatter(LogFormatter):
