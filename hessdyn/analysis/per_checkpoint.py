@@ -120,7 +120,13 @@ def _solve(
 
 
 def _stability(optimizer_cfg: s.OptimizerConfig, lr: float) -> tuple[float, str | None]:
-    """Threshold for raw λmax (SGD-like) or for the preconditioned λmax (adaptive), and which it is for."""
+    """Threshold for raw λmax (SGD-like) or for the preconditioned λmax (adaptive), and which it is for.
+
+    At lr = 0 (the last step of a cosine schedule) there is no dynamics to be stable or not: the threshold
+    is NaN, and the preconditioned λmax is still measured."""
+    if not lr > 0:
+        _, kind = _stability(optimizer_cfg, 1.0)
+        return math.nan, kind
     if isinstance(optimizer_cfg, s.MomentumConfig):
         if optimizer_cfg.nesterov:
             return nesterov_threshold(lr, optimizer_cfg.momentum), "raw"

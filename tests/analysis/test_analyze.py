@@ -288,3 +288,23 @@ def test_reparam_panel_separates_invariant_from_non_invariant_sharpness(trained,
     assert table.lambda_max.max() > 20 * table.lambda_max.min()  # not invariant
     np.testing.assert_allclose(table.theta_h_theta, one.theta_h_theta, rtol=1e-8)
     np.testing.assert_allclose(table.scaled_lambda_max, one.scaled_lambda_max, rtol=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_checkpoints_at_zero_learning_rate_have_no_threshold_but_are_analyzed(tmp_path, optimizer):
+    """A cosine schedule ends at lr = 0: the last checkpoint has no stability threshold, and is analyzed."""
+    run = tmp_path / "run"
+    overrides = [*TRAIN, f"optimizer={optimizer}", "schedule=cosine"]
+    train(typed_config(overrides + (["optimizer.lr=0.01"] if optimizer == "adam" else [])), run)
+    analyze_run(
+        run, _analysis_cfg(["analysis.metrics=[spectrum,optimizer]", "analysis.bottom_k=0"]), progress=False
+    )
+    summary = pd.read_csv(run / "analysis" / "summary.csv").set_index("step")
+    assert list(summary.index) == [0, 5, 20, 60]
+    assert summary.lr[60] == 0.0 and (summary.lr[[0, 5, 20]] > 0).all()
+    threshold = summary.stability_threshold if optimizer == "momentum" else summary.precond_threshold
+    assert np.isnan(threshold[60]) and (threshold[[0, 5, 20]] > 0).all()
+    if optimizer == "momentum":
+        np.testing.assert_allclose(threshold[[0, 5, 20]], (2 + 2 * 0.9) / summary.lr[[0, 5, 20]])
+    else:
+        assert summary.precond_lambda_max[60] > 0  # the curvature itself is still measured
