@@ -41,7 +41,7 @@ from hessdyn.analysis.settings import (
 from hessdyn.analysis.tables import write_step_tables, write_trajectory_tables
 from hessdyn.config import schema as s
 from hessdyn.config.errors import HessdynError
-from hessdyn.io import atomic_torch_save, atomic_write_json, read_json, safe_torch_load
+from hessdyn.io import atomic_torch_save, atomic_write_json, exclusive_dir, read_json, safe_torch_load
 from hessdyn.runtime import resolve_device, resolve_dtype
 from hessdyn.training.checkpoints import list_checkpoints
 from hessdyn.training.run_record import versions
@@ -99,9 +99,27 @@ def analyze_run(
     progress: bool | None = None,
     on_checkpoint: Callable[[int], None] | None = None,
 ) -> AnalysisOutcome:
-    """Analyze every selected checkpoint of ``run_dir`` not analyzed yet; returns what was done."""
-    t0 = time.perf_counter()
+    """Analyze every selected checkpoint of ``run_dir`` not analyzed yet; returns what was done.
+
+    One process at a time per analysis folder: a second one gets a HessdynError naming the first."""
     run_dir = Path(run_dir)
+    kwargs = dict(data_root=data_root, force=force, progress=progress, on_checkpoint=on_checkpoint)
+    if not run_dir.is_dir():  # _analyze_run says what is wrong; a lock must not create the folder
+        return _analyze_run(run_dir, settings, **kwargs)
+    with exclusive_dir(analysis_dir(run_dir, settings.name), "hessdyn analyze"):
+        return _analyze_run(run_dir, settings, **kwargs)
+
+
+def _analyze_run(
+    run_dir: Path,
+    settings: s.AnalysisConfig,
+    *,
+    data_root: str | None,
+    force: bool,
+    progress: bool | None,
+    on_checkpoint: Callable[[int], None] | None,
+) -> AnalysisOutcome:
+    t0 = time.perf_counter()
     out_dir = analysis_dir(run_dir, settings.name)
     check_settings(out_dir, settings, force)
     meta_path = out_dir / "analysis.json"

@@ -7,6 +7,10 @@ class HessdynError(Exception):
     """A user-facing error: its message is one line that says what is wrong and what to do."""
 
 
+class DirectoryInUse(HessdynError):
+    """Another process holds the folder's write lock (see hessdyn.io.exclusive_dir); nothing was written."""
+
+
 class ConfigValueError(HessdynError, ValueError):
     """A config value that has the right type but an invalid value."""
 

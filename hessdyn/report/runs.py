@@ -34,7 +34,7 @@ class RunInfo:
     """One training run as the report sees it.
 
     ``status`` is ``run.json``'s (``running|completed|diverged|failed``), or ``unknown`` when the job left
-    no ``run.json``. ``analysis_dir`` is where ``hessdyn analyze`` writes (it may not exist yet).
+    no ``run.json``.
     """
 
     path: Path
@@ -51,11 +51,6 @@ class RunInfo:
     def in_means(self) -> bool:
         """Whether the run enters the mean and band over seeds (see :mod:`hessdyn.report` for why)."""
         return self.status in ("completed", "running")
-
-
-def analysis_dir(run_dir: Path, analysis_name: str) -> Path:
-    """``RUN/analysis`` for the default analysis, ``RUN/analysis-<name>`` for another one."""
-    return run_dir / ("analysis" if analysis_name == "default" else f"analysis-{analysis_name}")
 
 
 def is_run_dir(path: Path) -> bool:

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hessdyn.report.runs import RunInfo, analysis_dir
+from hessdyn.analysis.settings import analysis_dir
+from hessdyn.report.runs import RunInfo
 
 log = logging.getLogger("hessdyn")
 

@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from hessdyn.commands.jobs import run_job
 from hessdyn.config import config_hash, hashable_config, to_object
-from hessdyn.config.errors import HessdynError
+from hessdyn.config.errors import DirectoryInUse, HessdynError
 from hessdyn.training.run_record import read_run_record, write_run_record
 
 
@@ -65,6 +65,8 @@ def train_task(cfg: DictConfig) -> dict:
         check_run_dir(run_dir, cfg)
         try:
             result = train(to_object(cfg), run_dir)
+        except DirectoryInUse:
+            raise  # the run belongs to the process that holds it: record nothing
         except BaseException as exc:
             record_early_failure(run_dir, cfg, exc)
             raise

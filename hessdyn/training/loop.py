@@ -23,7 +23,7 @@ from hessdyn.config import config_hash, hashable_config
 from hessdyn.config import schema as s
 from hessdyn.config.errors import HessdynError
 from hessdyn.data import DatasetSplits, TensorSplit, load_dataset
-from hessdyn.io import atomic_write_text
+from hessdyn.io import atomic_write_text, exclusive_dir
 from hessdyn.models import build_model
 from hessdyn.runtime import resolve_device, resolve_dtype, set_determinism
 from hessdyn.training.checkpoints import (
@@ -140,10 +140,16 @@ def _progress_enabled(setting: bool | None) -> bool:
 def train(cfg: s.TrainConfig, run_dir: str | Path, data: DatasetSplits | None = None) -> TrainResult:
     """Train (or resume) the run in ``run_dir``; returns its final status.
 
-    Raises HessdynError when ``run_dir`` holds a run of another config.
+    Raises HessdynError when ``run_dir`` holds a run of another config, or another process is training
+    in it.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive_dir(run_dir, "hessdyn train"):
+        return _train(cfg, run_dir, data)
+
+
+def _train(cfg: s.TrainConfig, run_dir: Path, data: DatasetSplits | None) -> TrainResult:
     plain_cfg = hashable_config(_as_plain(cfg))
     chash = config_hash(plain_cfg)
     record = read_run_record(run_dir)
