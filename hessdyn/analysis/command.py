@@ -81,10 +81,11 @@ def analyze_task(cfg: DictConfig) -> dict:
         for run, out in outcomes.items():
             if not isinstance(out, str):
                 log.info(
-                    "%s: analyzed %d checkpoint(s), %d already done, %d HVPs, %.1f s -> %s",
+                    "%s: analyzed %d checkpoint(s), %d already done%s, %d HVPs, %.1f s -> %s",
                     run,
                     len(out.analyzed),
                     len(out.skipped),
+                    f", {len(out.left_out)} left out (not finite: {out.left_out})" if out.left_out else "",
                     out.hvps,
                     out.wall_s,
                     out.out_dir,

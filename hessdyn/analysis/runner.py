@@ -14,7 +14,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from hessdyn.analysis.settings import (
 from hessdyn.analysis.tables import write_step_tables, write_trajectory_tables
 from hessdyn.config import schema as s
 from hessdyn.config.errors import HessdynError
+from hessdyn.curvature import NonFiniteCurvature
 from hessdyn.io import atomic_torch_save, atomic_write_json, exclusive_dir, read_json, safe_torch_load
 from hessdyn.runtime import resolve_device, resolve_dtype
 from hessdyn.training.checkpoints import list_checkpoints
@@ -60,6 +61,9 @@ class AnalysisOutcome:
     status: str  # complete | partial
     hvps: int
     wall_s: float
+    left_out: list[int] = field(
+        default_factory=list
+    )  # not analyzable (non-finite curvature), see analysis.json
 
 
 def check_settings(out_dir: Path, settings: s.AnalysisConfig, force: bool = False) -> None:
@@ -83,7 +87,20 @@ def _step_file(out_dir: Path, kind: str, step: int) -> Path:
 
 
 def _is_done(out_dir: Path, step: int) -> bool:
-    return _step_file(out_dir, "steps", step).exists() and _step_file(out_dir, "eigvecs", step).exists()
+    """Analyzed, or found not analyzable (its step record says why)."""
+    return _step_file(out_dir, "steps", step).exists() and (
+        _step_file(out_dir, "eigvecs", step).exists() or _skip_reason(out_dir, step) is not None
+    )
+
+
+def _skip_reason(out_dir: Path, step: int) -> str | None:
+    path = _step_file(out_dir, "steps", step)
+    return read_json(path).get("skipped") if path.exists() else None
+
+
+def _analyzed(out_dir: Path, steps: list[int]) -> list[int]:
+    """The steps with eigenvectors on disk (done and not skipped), in order."""
+    return [st for st in steps if _step_file(out_dir, "eigvecs", st).exists() and _is_done(out_dir, st)]
 
 
 def _load_vectors(out_dir: Path, step: int) -> dict[str, Any]:
@@ -134,7 +151,16 @@ def _analyze_run(
             and all(_is_done(out_dir, st) for st in steps_now)
         ):
             log.info("%s: analysis complete already (%d checkpoints)", run_dir, len(steps_now))
-            return AnalysisOutcome(run_dir, out_dir, [], steps_now, "complete", 0, time.perf_counter() - t0)
+            return AnalysisOutcome(
+                run_dir,
+                out_dir,
+                [],
+                steps_now,
+                "complete",
+                0,
+                time.perf_counter() - t0,
+                list(old.get("skipped_steps", [])),
+            )
     device = resolve_device(settings.device)
     dtype = resolve_dtype(settings.dtype)
     ctx = open_run(run_dir, settings, device, data_root)
@@ -185,9 +211,20 @@ def _analyze_run(
     total_hvps = 0
     try:
         for st in todo:
-            index = steps.index(st)
-            prev = steps[index - 1] if index > 0 else None
-            result_meta = _analyze_one(ctx, out_dir, settings, dtype, st, prev)
+            earlier = _analyzed(out_dir, steps[: steps.index(st)])
+            prev = earlier[-1] if earlier else None  # warm start from the last checkpoint with eigenvectors
+            try:
+                result_meta = _analyze_one(ctx, out_dir, settings, dtype, st, prev)
+            except NonFiniteCurvature as exc:
+                reason = (
+                    f"{exc} (a diverged checkpoint? a float32 overflow may pass with analysis.dtype=float64)"
+                )
+                log.warning("%s: checkpoint %d left out: %s", run_dir, st, reason)
+                atomic_write_json(_step_file(out_dir, "steps", st), {"step": st, "skipped": reason})
+                meta["checkpoints"][str(st)] = {"skipped": reason}
+                atomic_write_json(meta_path, meta)
+                bar.update(1)
+                continue
             total_hvps += result_meta["hvps"]
             meta["checkpoints"][str(st)] = result_meta
             atomic_write_json(meta_path, meta)
@@ -199,17 +236,26 @@ def _analyze_run(
     finally:
         bar.close()
 
+    analyzed = _analyzed(out_dir, steps)
+    if not analyzed:
+        raise HessdynError(
+            f"{run_dir}: no selected checkpoint could be analyzed ({_skip_reason(out_dir, steps[0])}); "
+            "see analysis.json"
+        )
     write_step_tables(out_dir, steps)
     if metric_on(settings, s.MetricGroup.localization):
         compute_nulls(ctx, out_dir, settings, dtype)
     if metric_on(settings, s.MetricGroup.reparam):
-        reparam_rows(ctx, out_dir, settings, dtype, steps[-1])
+        reparam_rows(ctx, out_dir, settings, dtype, analyzed[-1])
     write_trajectory_tables(out_dir, steps, settings)
     unconverged = sum(
         1 for st in steps if not meta["checkpoints"].get(str(st), {}).get("all_converged", True)
     )
     meta.update(
-        status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), unconverged_checkpoints=unconverged
+        status="complete",
+        finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        unconverged_checkpoints=unconverged,
+        skipped_steps=[st for st in steps if st not in analyzed],
     )
     atomic_write_json(meta_path, meta)
     if unconverged:
@@ -221,7 +267,16 @@ def _analyze_run(
             settings.tol,
             settings.max_hvps,
         )
-    return AnalysisOutcome(run_dir, out_dir, todo, done, "complete", total_hvps, time.perf_counter() - t0)
+    return AnalysisOutcome(
+        run_dir,
+        out_dir,
+        [st for st in todo if st in analyzed],
+        done,
+        "complete",
+        total_hvps,
+        time.perf_counter() - t0,
+        [st for st in steps if st not in analyzed],
+    )
 
 
 def _analyze_one(

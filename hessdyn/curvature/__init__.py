@@ -8,7 +8,12 @@ from hessdyn.curvature.dense import dense_matrix
 from hessdyn.curvature.ggn import GGNOperator
 from hessdyn.curvature.hessian import HessianOperator, HvpBackend
 from hessdyn.curvature.mode import HessianMode
-from hessdyn.curvature.operator import CurvatureOperator, DiagonalConjugate, MatrixOperator
+from hessdyn.curvature.operator import (
+    CurvatureOperator,
+    DiagonalConjugate,
+    MatrixOperator,
+    NonFiniteCurvature,
+)
 from hessdyn.curvature.params import ParamLayout
 from hessdyn.curvature.risk import (
     EmpiricalRisk,
@@ -32,6 +37,7 @@ __all__ = [
     "LossFn",
     "LossGradient",
     "MatrixOperator",
+    "NonFiniteCurvature",
     "ParamLayout",
     "cast_model",
     "curvature_operator",

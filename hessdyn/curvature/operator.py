@@ -10,11 +10,17 @@ from hessdyn.curvature.mode import HessianMode
 from hessdyn.curvature.params import ParamLayout
 
 
+class NonFiniteCurvature(ArithmeticError):
+    """A curvature product came out inf or NaN: the loss or its curvature overflows at these parameters
+    (typically a diverged checkpoint, or float32 where float64 would still hold)."""
+
+
 class CurvatureOperator(ABC):
     """A symmetric P×P matrix known through products.
 
     `matvec` maps (P,) -> (P,), `matmat` maps (P, m) -> (P, m), in `dtype` on `device` (inputs of another
-    floating dtype are cast). `num_hvps` counts vector products: a block of m counts m.
+    floating dtype are cast). `num_hvps` counts vector products: a block of m counts m. A product with an
+    inf or NaN entry raises NonFiniteCurvature, so no solver ever works on garbage.
     """
 
     def __init__(
@@ -45,7 +51,13 @@ class CurvatureOperator(ABC):
         if V.shape[1] == 0:
             return torch.zeros(self.size, 0, dtype=self.dtype, device=self.device)
         self._num_hvps += V.shape[1]
-        return self._matmat(V.to(device=self.device, dtype=self.dtype))
+        out = self._matmat(V.to(device=self.device, dtype=self.dtype))
+        if not bool(torch.isfinite(out).all()):
+            raise NonFiniteCurvature(
+                f"a {type(self).__name__} product is not finite (inf/NaN): the loss or its curvature "
+                "overflows at these parameters"
+            )
+        return out
 
     @abstractmethod
     def _matmat(self, V: torch.Tensor) -> torch.Tensor:

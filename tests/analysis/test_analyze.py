@@ -308,3 +308,29 @@ def test_checkpoints_at_zero_learning_rate_have_no_threshold_but_are_analyzed(tm
         np.testing.assert_allclose(threshold[[0, 5, 20]], (2 + 2 * 0.9) / summary.lr[[0, 5, 20]])
     else:
         assert summary.precond_lambda_max[60] > 0  # the curvature itself is still measured
+
+
+def test_a_checkpoint_whose_curvature_overflows_is_left_out_with_its_reason(trained, tmp_path):
+    """A checkpoint whose curvature is not finite (a diverged run's overflow; here one NaN weight) is
+    recorded as skipped with the reason, the others are analyzed, and a rerun does not retry it."""
+    run = tmp_path / "run"
+    shutil.copytree(trained["sgd"], run)
+    last = run / "checkpoints" / "step_00000060.pt"
+    state = torch.load(last, weights_only=True)
+    first_weight = next(k for k in state["model"] if k.endswith("weight"))
+    state["model"][first_weight][0, 0] = float("nan")
+    torch.save(state, last)
+    settings = _analysis_cfg(
+        ["analysis.metrics=[spectrum,trace,trajectory,localization]", "analysis.bottom_k=0"]
+    )
+    outcome = analyze_run(run, settings, progress=False)
+    assert outcome.status == "complete" and outcome.left_out == [60] and outcome.analyzed == [0, 5, 20]
+    meta = json.loads((run / "analysis" / "analysis.json").read_text())
+    assert meta["skipped_steps"] == [60] and "not finite" in meta["checkpoints"]["60"]["skipped"]
+    spectrum = pd.read_csv(run / "analysis" / "spectrum.csv")
+    assert sorted(spectrum.step.unique()) == [0, 5, 20]
+    traj = pd.read_csv(run / "analysis" / "trajectory.csv")
+    assert 60 not in set(traj.step_a) | set(traj.step_b)
+    again = analyze_run(run, settings, progress=False)
+    assert again.analyzed == [] and again.hvps == 0 and again.left_out == [60]  # nothing retried
+    assert json.loads((run / "analysis" / "analysis.json").read_text())["skipped_steps"] == [60]
