@@ -88,6 +88,20 @@ def validate(cfg: DictConfig) -> Any:
         raise PreflightError(describe_config_error(exc)) from exc
 
 
+def _check_experiments(jobs: list[list[str]]) -> None:
+    """``experiment`` is an optional group (most runs have none), so Hydra silently skips an unknown name and
+    runs the defaults instead; refuse it here. Call inside an initialized Hydra context."""
+    known = GlobalHydra.instance().config_loader().get_group_options("experiment")
+    for job in jobs:
+        for override in job:
+            key, sep, value = override.partition("=")
+            if sep and key.lstrip("+~") == "experiment" and value and value not in ("null", "None"):
+                if value not in known:
+                    raise PreflightError(
+                        f"unknown experiment '{value}' (choose from: {', '.join(sorted(known))})"
+                    )
+
+
 def compose_jobs(config_name: str, overrides: list[str], multirun: bool) -> list[DictConfig]:
     """The composed config (with its ``hydra`` node) of every job a command line launches, validated.
 
@@ -104,6 +118,7 @@ def compose_jobs(config_name: str, overrides: list[str], multirun: bool) -> list
             if multirun and first.hydra.sweeper.get("params"):
                 params = OmegaConf.to_container(first.hydra.sweeper.params, resolve=False)
             jobs = expand_jobs(overrides, multirun, params)  # type: ignore[arg-type]
+            _check_experiments(jobs)
             if len(jobs) > MAX_CHECKED_JOBS:
                 raise PreflightError(
                     f"the sweep has {len(jobs)} jobs; split it (at most {MAX_CHECKED_JOBS} per command)"

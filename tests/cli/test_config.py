@@ -67,6 +67,10 @@ def test_multirun_expands_every_job() -> None:
         ("device=tpu", r"invalid value for 'device': 'tpu' \(choose from: auto, cpu, cuda\)"),
         ("model.widths=[64,0]", r"invalid value for 'model.widths'"),
         ("seed==1", r"cannot parse override"),
+        (  # an optional group: Hydra itself would silently run the defaults
+            "experiment=quickstrat",
+            r"unknown experiment 'quickstrat' \(choose from: lr_sweep, optimizer_dynamics, quickstart, ",
+        ),
     ],
 )
 def test_bad_override_is_one_clear_line(override: str, pattern: str) -> None:
@@ -80,6 +84,8 @@ def test_bad_override_is_one_clear_line(override: str, pattern: str) -> None:
 def test_bad_value_inside_a_sweep_is_caught_before_any_job() -> None:
     with pytest.raises(HessdynError, match="optimizer.lr"):
         preflight("train", ["optimizer.lr=0.1,-1"], multirun=True, check=None)
+    with pytest.raises(HessdynError, match="unknown experiment 'nope'"):
+        preflight("train", ["experiment=quickstart,nope"], multirun=True, check=None)
 
 
 def test_cli_bad_override_exits_2_with_one_line(run_cli) -> None:
