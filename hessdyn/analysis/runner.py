@@ -61,9 +61,8 @@ class AnalysisOutcome:
     status: str  # complete | partial
     hvps: int
     wall_s: float
-    left_out: list[int] = field(
-        default_factory=list
-    )  # not analyzable (non-finite curvature), see analysis.json
+    # not analyzable (curvature not finite); analysis.json says why
+    left_out: list[int] = field(default_factory=list)
 
 
 def check_settings(out_dir: Path, settings: s.AnalysisConfig, force: bool = False) -> None:
