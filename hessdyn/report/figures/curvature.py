@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from hessdyn.report import aggregate as agg
 from hessdyn.report.bands import on_log_axis
 from hessdyn.report.figures.base import (
@@ -25,6 +27,21 @@ from hessdyn.report.style import (
     step_axis,
 )
 from hessdyn.report.tables import SweepTables
+
+
+def _mean_error_bars(ax, values: pd.DataFrame, se: pd.DataFrame, color) -> None:  # noqa: ANN001
+    """± one standard error (rows of `se`) on the group-mean points of `values` (the rows without a run)."""
+    both = values[values["run"].fillna("") == ""].merge(se[["step", "mean"]], on="step", suffixes=("", "_se"))
+    if not both.empty:
+        ax.errorbar(
+            both["step"],
+            both["mean"],
+            yerr=both["mean_se"],
+            color=color,
+            linestyle="none",
+            capsize=2,
+            linewidth=0.8,
+        )
 
 
 def eigenvalues_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
@@ -145,18 +162,7 @@ def ws_bound_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | Non
         draw_series(ax, rows[rows["metric"] == "lambda_max"], "step", o.colors[g], g)
         ws = rows[rows["metric"] == "ws_bound"]
         draw_series(ax, ws, "step", o.colors[g], None, linestyle="--")
-        se = present(rows, "ws_bound_se")
-        if not se.empty:
-            both = ws[ws["run"].fillna("") == ""].merge(se[["step", "mean"]], on="step", suffixes=("", "_se"))
-            ax.errorbar(
-                both["step"],
-                both["mean"],
-                yerr=both["mean_se"],
-                color=o.colors[g],
-                linestyle="none",
-                capsize=2,
-                linewidth=0.8,
-            )
+        _mean_error_bars(ax, ws, present(rows, "ws_bound_se"), o.colors[g])
         draw_series(ax_ratio, rows[rows["metric"] == "lambda_max_over_ws"], "step", o.colors[g], g)
     ax.plot([], [], color="0.4", linestyle="--", label="WS upper bound")
     ax.set_ylabel("eigenvalue of the loss Hessian")
@@ -188,19 +194,7 @@ def trace_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
     for g in o.groups:
         rows = data[data["group"] == g]
         draw_series(ax, rows[rows["metric"] == "trace"], "step", o.colors[g], g)
-        se = present(rows, "trace_se")
-        both = present(rows, "trace")
-        both = both[both["run"].fillna("") == ""].merge(se[["step", "mean"]], on="step", suffixes=("", "_se"))
-        if not both.empty:
-            ax.errorbar(
-                both["step"],
-                both["mean"],
-                yerr=both["mean_se"],
-                color=o.colors[g],
-                linestyle="none",
-                capsize=2,
-                linewidth=0.8,
-            )
+        _mean_error_bars(ax, present(rows, "trace"), present(rows, "trace_se"), o.colors[g])
     ax.set_ylabel("tr H (sum of all eigenvalues)")
     step_axis(ax, o.log_x)
     note_individual(ax, data)
