@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pandas as pd
@@ -24,7 +23,7 @@ from hessdyn.training.loop import train
 from tests.training.helpers import typed_config
 
 from .conftest import build
-from .test_report_files import page_refs, png_size
+from .test_report_files import assert_page_references_exactly_its_files, png_size
 
 TRAIN = [
     "dataset=digits",
@@ -102,19 +101,7 @@ def test_every_promised_file_is_written(report) -> None:
 
 
 def test_page_references_exactly_the_files_that_exist(report) -> None:
-    referenced = set()
-    parser = page_refs(report.out)
-    for tag, value in parser.refs:
-        url = urlparse(value)
-        assert not url.scheme and not value.startswith("//"), f"remote reference <{tag} {value}>"
-        if value.startswith("#"):
-            continue
-        path = unquote(url.path)
-        assert (report.out / path).is_file(), f"<{tag}> points to missing {path}"
-        referenced.add(path)
-    on_disk = {p.name for p in report.out.iterdir() if p.is_file() and p.name != "index.html"}
-    assert referenced == on_disk
-    assert {v for t, v in parser.refs if t == "img"} == {f"{name}.png" for name in report.figures}
+    assert_page_references_exactly_its_files(report.out, report.figures)
 
 
 def test_every_band_stays_in_its_metric_range(report) -> None:

@@ -69,8 +69,9 @@ def test_every_promised_file_is_written(clean_report) -> None:
     assert not list(out.parent.glob(".report*")), "staging or old-report folders left behind"
 
 
-def test_page_references_exactly_the_files_that_exist(clean_report) -> None:
-    out = clean_report.out
+def assert_page_references_exactly_its_files(out: Path, figures) -> None:  # noqa: ANN001
+    """Every reference of index.html is local and exists, every file beside it is referenced, and the
+    images are exactly the PNGs of `figures` (names)."""
     parser = page_refs(out)
     referenced = set()
     for tag, value in parser.refs:
@@ -84,7 +85,11 @@ def test_page_references_exactly_the_files_that_exist(clean_report) -> None:
     on_disk = {p.name for p in out.iterdir() if p.is_file() and p.name != "index.html"}
     assert referenced == on_disk
     images = {v for t, v in parser.refs if t == "img"}
-    assert images == {f"{spec.name}.png" for spec in FIGURES}
+    assert images == {f"{name}.png" for name in figures}
+
+
+def test_page_references_exactly_the_files_that_exist(clean_report) -> None:
+    assert_page_references_exactly_its_files(clean_report.out, [spec.name for spec in FIGURES])
 
 
 def test_page_is_self_contained(clean_report) -> None:
