@@ -334,3 +334,19 @@ def test_a_checkpoint_whose_curvature_overflows_is_left_out_with_its_reason(trai
     again = analyze_run(run, settings, progress=False)
     assert again.analyzed == [] and again.hvps == 0 and again.left_out == [60]  # nothing retried
     assert json.loads((run / "analysis" / "analysis.json").read_text())["skipped_steps"] == [60]
+
+
+def test_a_run_with_no_analyzable_checkpoint_is_one_clear_error(trained, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained["sgd"], run)
+    for path in sorted((run / "checkpoints").glob("step_*.pt")):
+        state = torch.load(path, weights_only=True)
+        first_weight = next(k for k in state["model"] if k.endswith("weight"))
+        state["model"][first_weight][0, 0] = float("nan")
+        torch.save(state, path)
+    settings = _analysis_cfg(["analysis.metrics=[spectrum]", "analysis.bottom_k=0"])
+    with pytest.raises(
+        HessdynError, match=r"no selected checkpoint could be analyzed \(.*not finite.*float64\)"
+    ) as info:
+        analyze_run(run, settings, progress=False)
+    assert "\n" not in str(info.value)
