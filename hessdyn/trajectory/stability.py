@@ -6,10 +6,14 @@ On a quadratic with curvature λ, an optimizer with learning rate η is stable i
 * heavy-ball momentum β (PyTorch SGD ``v ← βv + (1 − d)g, θ ← θ − ηv``): ``λ < (2 + 2β) / (η(1 − d))``,
   from the characteristic polynomial ``x² − (1 + β − η'λ)x + β``;
 * Nesterov momentum: ``λ < (2 + 2β) / (η(1 + 2β))`` (Cohen et al. 2021, appendix);
-* Adam (Cohen et al. 2022, "Adaptive gradient methods at the edge of stability"): the preconditioned
-  sharpness ``λ_max(P⁻¹H) < (2 + 2β1) / ((1 − β1) η)``, with ``P = diag(sqrt(v̂) + ε)``; the EMA of the
-  gradient is heavy-ball momentum with learning rate ``(1 − β1)η`` (bias correction of m ignored, → 1).
-  RMSprop without momentum obeys ``2/η`` on its own ``P⁻¹H``.
+* Adam (Cohen et al. 2022, "Adaptive gradient methods at the edge of stability", arXiv:2207.14484): the
+  preconditioned sharpness ``λ_max(P_t⁻¹H) < (2 + 2β1) / ((1 − β1) η)`` (38/η at β1 = 0.9), with
+  ``P_t = (1 − β1^t) · diag(sqrt(v̂_t) + ε)`` (:func:`~hessdyn.trajectory.preconditioners.adam_preconditioner`).
+  With that ``P_t`` Adam's step is exactly ``θ_t = θ_{t−1} − η P_t⁻¹ m_t``, ``m_t = β1 m_{t−1} + (1 − β1) g_t``;
+  writing ``m_t = (1 − β1) b_t`` gives heavy ball ``b_t = β1 b_{t−1} + g_t`` with learning rate
+  ``(1 − β1)η`` and momentum β1, whence the threshold (exact for a quadratic and a frozen ``P``). The
+  first-moment bias correction sits in ``P_t``, not in the threshold.
+  RMSprop without momentum obeys ``2/η`` on its own ``P⁻¹H``; with momentum β, ``(2 + 2β)/η``.
 
 ``λ_max(P⁻¹H)`` equals ``λ_max(P^{-1/2} H P^{-1/2})``, a symmetric operator: use
 :class:`hessdyn.curvature.DiagonalConjugate` with ``DiagonalPreconditioner.inverse_sqrt()``.

@@ -29,7 +29,10 @@ def _train(model, optimizer, steps: int = 4) -> list[list[torch.Tensor]]:
     return history
 
 
-def _manual_adam(history, beta2: float, eps: float, amsgrad: bool = False) -> torch.Tensor:
+def _manual_adam(history, betas: tuple[float, float], eps: float, amsgrad: bool = False) -> torch.Tensor:
+    """Cohen et al. 2022's ``P_t = (1 − β1^t)(sqrt(v_t / (1 − β2^t)) + ε)``, from the gradients by hand."""
+    beta1, beta2 = betas
+    t = len(history)
     pieces = []
     for index in range(len(history[0])):
         v = torch.zeros_like(history[0][index])
@@ -38,34 +41,65 @@ def _manual_adam(history, beta2: float, eps: float, amsgrad: bool = False) -> to
             v = beta2 * v + (1 - beta2) * grads[index] ** 2
             v_max = torch.maximum(v_max, v)
         second = v_max if amsgrad else v
-        pieces.append((torch.sqrt(second / (1 - beta2 ** len(history))) + eps).reshape(-1))
+        pieces.append(((1 - beta1**t) * (torch.sqrt(second / (1 - beta2**t)) + eps)).reshape(-1))
     return torch.cat(pieces)
 
 
+@pytest.mark.parametrize("steps", [1, 4])
 @pytest.mark.parametrize("amsgrad", [False, True])
 @pytest.mark.parametrize("optimizer_class", [torch.optim.Adam, torch.optim.AdamW])
-def test_adam_preconditioner_equals_manual_second_moments(optimizer_class, amsgrad):
+def test_adam_preconditioner_equals_manual_second_moments(optimizer_class, amsgrad, steps):
     model = _model()
     optimizer = optimizer_class(model.parameters(), lr=0.01, betas=(0.8, 0.95), eps=1e-3, amsgrad=amsgrad)
-    history = _train(model, optimizer)
+    history = _train(model, optimizer, steps=steps)
     result = adam_preconditioner(optimizer.state_dict(), list(model.parameters()))
-    expected = _manual_adam(history, beta2=0.95, eps=1e-3, amsgrad=amsgrad)
+    expected = _manual_adam(history, betas=(0.8, 0.95), eps=1e-3, amsgrad=amsgrad)
     torch.testing.assert_close(result.diagonal, expected, rtol=1e-12, atol=0)
     assert result.diagonal.shape == (sum(p.numel() for p in model.parameters()),)
 
 
-def test_adam_preconditioner_reproduces_the_last_step():
+def test_adam_preconditioner_after_one_step_is_one_minus_beta1_times_abs_gradient():
+    # t = 1: v̂_1 = g², so P_1 = (1 − β1)(|g| + ε): 0.1·(|g| + ε) at β1 = 0.9, ten times below sqrt(v̂) + ε
+    model = _model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01, betas=(0.9, 0.999), eps=1e-6)
+    (grads,) = _train(model, optimizer, steps=1)
+    result = adam_preconditioner(optimizer.state_dict(), list(model.parameters()))
+    expected = torch.cat([0.1 * (g.abs() + 1e-6).reshape(-1) for g in grads])
+    torch.testing.assert_close(result.diagonal, expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 5])
+def test_adam_step_is_preconditioned_ema_momentum(steps):
+    # with P_t as defined, torch's Adam step is exactly θ_t − θ_{t−1} = −η P_t⁻¹ m_t (m_t = exp_avg)
     model = _model()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05, betas=(0.9, 0.99), eps=1e-4)
-    _train(model, optimizer, steps=3)
+    _train(model, optimizer, steps=steps - 1)
     before = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     _train(model, optimizer, steps=1)
     after = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     state = optimizer.state_dict()
     diagonal = adam_preconditioner(state, list(model.parameters())).diagonal
     m = torch.cat([state["state"][i]["exp_avg"].reshape(-1) for i in range(4)])
-    # θ ← θ − (η / (1 − β1^t)) m / (sqrt(v̂) + ε)
-    torch.testing.assert_close(after - before, -0.05 / (1 - 0.9**4) * m / diagonal, rtol=1e-10, atol=1e-15)
+    torch.testing.assert_close(after - before, -0.05 * m / diagonal, rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.7])
+def test_rmsprop_step_is_preconditioned_heavy_ball_without_bias_correction(momentum):
+    # torch's RMSprop: b_t = β b_{t−1} + g_t / P_t, θ_t = θ_{t−1} − η b_t, P_t = sqrt(v_t) + ε, no (1 − α^t)
+    model = _model()
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=0.01, alpha=0.9, eps=1e-3, momentum=momentum)
+    history = _train(model, optimizer, steps=2)
+    before = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    history += _train(model, optimizer, steps=1)
+    after = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    diagonal = rmsprop_preconditioner(optimizer.state_dict(), list(model.parameters())).diagonal
+    if momentum == 0.0:
+        step = torch.cat([g.reshape(-1) for g in history[-1]]) / diagonal
+    else:
+        step = torch.cat(
+            [optimizer.state_dict()["state"][i]["momentum_buffer"].reshape(-1) for i in range(4)]
+        )
+    torch.testing.assert_close(after - before, -0.01 * step, rtol=1e-10, atol=1e-15)
 
 
 def test_param_groups_in_another_order_are_mapped_by_id():
@@ -81,8 +115,8 @@ def test_param_groups_in_another_order_are_mapped_by_id():
     ids = optimizer_param_ids(optimizer, params)
     assert ids == [3, 2, 0, 1]
     result = adam_preconditioner(optimizer.state_dict(), params, param_ids=ids)
-    first = _manual_adam([g[:2] for g in history], beta2=0.7, eps=1e-8)
-    second = _manual_adam([g[2:] for g in history], beta2=0.9, eps=1e-2)
+    first = _manual_adam([g[:2] for g in history], betas=(0.5, 0.7), eps=1e-8)
+    second = _manual_adam([g[2:] for g in history], betas=(0.9, 0.9), eps=1e-2)
     torch.testing.assert_close(result.diagonal, torch.cat([first, second]), rtol=1e-12, atol=0)
     with pytest.raises(ValueError, match="shape"):  # default ids assume model order
         adam_preconditioner(optimizer.state_dict(), params)
