@@ -17,7 +17,8 @@ from hessdyn.trajectory._blocks import ArrayLike, as_block, to_numpy
 from hessdyn.trajectory.clusters import DEFAULT_CLUSTER_RTOL
 from hessdyn.trajectory.matching import match_from_grams, subspace_overlap_from_grams
 
-TwoTimeMetric = Literal["subspace_overlap", "mean_matched_overlap"]
+TwoTimeMetric = Literal["subspace_overlap", "mean_matched_overlap_plain", "mean_matched_overlap_cluster"]
+TWO_TIME_METRICS = ("subspace_overlap", "mean_matched_overlap_plain", "mean_matched_overlap_cluster")
 SeriesKind = Literal["consecutive", "first", "last"]
 
 
@@ -73,15 +74,17 @@ def two_time_correlation(
     Args:
         checkpoints: ``(step, V)`` pairs with ``V`` of shape ``(k, P)``; sorted by step here.
         metric: ``"subspace_overlap"`` (``||P_a P_b||_F² / k``, see
-            :class:`~hessdyn.trajectory.subspace.SubspaceComparison`) or ``"mean_matched_overlap"``
-            (mean cluster-aware matched ``|overlap|``, see :func:`~hessdyn.trajectory.matching.match_eigenvectors`).
+            :class:`~hessdyn.trajectory.subspace.SubspaceComparison`), ``"mean_matched_overlap_plain"``
+            (mean over ranks of the Hungarian-matched ``|<v_i, w_π(i)>|``) or ``"mean_matched_overlap_cluster"``
+            (mean of the cluster-aware ``o^c_i``); see :mod:`~hessdyn.trajectory.matching`. The mean matched
+            displacement is ``2(1 − C)`` of the matched metrics.
         eigenvalues: per checkpoint, in the same order as ``checkpoints``; used for degenerate clusters.
-        cluster_rtol, cluster_atol: degeneracy tolerance for the matched overlap.
+        cluster_rtol, cluster_atol: degeneracy tolerance for the cluster-aware overlap.
 
     Only one pair of blocks is converted to float64 at a time, so memory stays ~2 blocks beyond the input.
     """
-    if metric not in ("subspace_overlap", "mean_matched_overlap"):
-        raise ValueError(f"unknown metric {metric!r}; expected subspace_overlap or mean_matched_overlap")
+    if metric not in TWO_TIME_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(TWO_TIME_METRICS)}")
     if not checkpoints:
         raise ValueError("no checkpoints given")
     if eigenvalues is not None and len(eigenvalues) != len(checkpoints):
@@ -107,7 +110,7 @@ def two_time_correlation(
             if metric == "subspace_overlap":
                 matrix[i, j] = subspace_overlap_from_grams(overlap, gram_i, gram_j)
             else:
-                matrix[i, j] = match_from_grams(
+                match = match_from_grams(
                     overlap,
                     gram_i,
                     gram_j,
@@ -115,5 +118,7 @@ def two_time_correlation(
                     values[j],
                     cluster_rtol=cluster_rtol,
                     cluster_atol=cluster_atol,
-                ).mean_matched_overlap
+                )
+                plain = metric == "mean_matched_overlap_plain"
+                matrix[i, j] = match.mean_plain_overlap if plain else match.mean_cluster_overlap
     return TwoTimeCorrelation(metric=metric, steps=steps, matrix=matrix)

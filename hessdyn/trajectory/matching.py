@@ -1,10 +1,26 @@
 """Matching eigenvectors across two checkpoints, displacement per eigenvector, crossings.
 
-Displacement is sign-invariant: ``d = 2(1 − |<v_i(t), v_j(t')>|)``, 0 for identical (or sign-flipped) vectors,
-2 for orthogonal ones. Vectors are matched by a Hungarian assignment that maximizes the summed squared
-overlap, so a change of eigenvalue order (a crossing) does not masquerade as motion. Near-degenerate
-eigenvalues are compared as subspaces: a vector is compared with its projection on the span of the
-vectors it is grouped with at the other checkpoint, ``d = 2(1 − ||P v||)``.
+Notation: ``v_i`` (rank ``i`` at t, ``i < k_a``) and ``w_j`` (rank ``j`` at t', ``j < k_b``) are unit rows;
+``O_ij = <v_i, w_j>``. Every displacement is ``d = 2(1 − o)`` of an overlap ``o ∈ [0, 1]`` beside it: 0 for
+identical (or sign-flipped) vectors, 2 for orthogonal ones, so the mean displacement over ranks is
+``2(1 − mean overlap)``.
+
+* **Matching.** ``π`` is the Hungarian assignment maximizing ``Σ_i O_{i,π(i)}²``, so that a change of
+  eigenvalue order (a crossing) does not masquerade as motion.
+* **Plain matched displacement** ``d_i = 2(1 − o_i)``, ``o_i = |O_{i,π(i)}|``: one vector against its match.
+* **Cluster-aware matched displacement** ``d^c_i = 2(1 − o^c_i)``. With ``A`` the degenerate cluster of
+  ``i`` at t and ``B`` that of ``π(i)`` at t' (:func:`~hessdyn.trajectory.clusters.degenerate_clusters`,
+  singletons included), and ``P_S`` the orthogonal projector on the span of the vectors ``S``::
+
+      o^c_i = ||P_B v_i||        if |B| > 1   (v_i need only lie in its match's cluster span)
+            = ||P_A w_π(i)||     if |B| = 1 < |A|   (the match need only lie in i's cluster span)
+            = |<v_i, w_π(i)>|    if |A| = |B| = 1   (= o_i)
+
+  so a rotation inside a degenerate cluster is not motion, and ``o_i ≤ o^c_i ≤ 1``. When the whole
+  cluster ``A`` is assigned onto a cluster ``B`` of the same size, ``Σ_{i∈A} (o^c_i)² = tr(P_A P_B)``: the
+  cluster's total does not depend on the (arbitrary) basis the solver returned. Clusters are *not* merged
+  through the assignment: ``A`` and ``B`` are the clusters of ``i`` and ``π(i)`` alone.
+* **Rank-by-rank displacement** ``2(1 − |O_ii|)``: no matching, a crossing shows as motion.
 """
 
 from __future__ import annotations
@@ -17,16 +33,37 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
 from hessdyn.trajectory._blocks import ArrayLike, as_block, as_eigenvalues, to_numpy
-from hessdyn.trajectory.clusters import DEFAULT_CLUSTER_RTOL, degenerate_clusters, singleton_clusters
+from hessdyn.trajectory.clusters import (
+    DEFAULT_CLUSTER_RTOL,
+    Clusters,
+    cluster_of,
+    degenerate_clusters,
+    singleton_clusters,
+)
 
 # |o|² > 1/2 means the vector has more than half its mass on its match, which makes that match the unique
 # largest overlap in both its row and its column: an unambiguous identification.
 DEFAULT_CROSSING_MIN_OVERLAP = math.sqrt(0.5)
 
+# Columns of EigenvectorMatch.table(), named as the trajectory.csv metrics they become.
+TABLE_COLUMNS = (
+    "rank",
+    "matched_rank",
+    "overlap_matched_plain",
+    "displacement_matched_plain",
+    "overlap_matched_cluster",
+    "displacement_matched_cluster",
+    "overlap_ranked",
+    "displacement_ranked",
+)
+
 
 @dataclass(frozen=True)
 class Crossing:
-    """A confidently matched pair whose rank changed: rank ``rank_a`` at t became rank ``rank_b`` at t'."""
+    """A confidently matched pair whose rank changed: rank ``rank_a`` at t became rank ``rank_b`` at t'.
+
+    Reported only when both ranks are outside degenerate clusters (inside one, order is arbitrary).
+    """
 
     rank_a: int
     rank_b: int
@@ -35,9 +72,11 @@ class Crossing:
 
 @dataclass(frozen=True)
 class MatchedGroup:
-    """Ranks compared as one subspace because a degenerate cluster on either side links them.
+    """One degenerate cluster (at t or at t') and the ranks its members are assigned to at the other time.
 
-    ``subspace_overlap`` is ``||P_A P_B||_F² / min(|A|, |B|)`` (1 when the smaller span lies in the larger).
+    A cluster ``A`` at t gives ``(A, π(A))``; a cluster ``B`` at t' gives ``(π⁻¹(B), B)``; identical pairs are
+    listed once. ``subspace_overlap = ||P_a P_b||_F² / min(|a|, |b|)`` (1 when the smaller span lies in the
+    larger). Groups are not chained further through the assignment.
     """
 
     ranks_a: tuple[int, ...]
@@ -47,47 +86,81 @@ class MatchedGroup:
 
 @dataclass(frozen=True)
 class EigenvectorMatch:
-    """Comparison of the eigenvector blocks of two checkpoints, t (``a``) and t' (``b``).
+    """Comparison of the eigenvector blocks of two checkpoints, t (``a``) and t' (``b``); see the module
+    docstring for the definitions.
 
-    Arrays indexed by rank at t have length ``k_a``; rank-by-rank arrays have length ``min(k_a, k_b)``.
+    Arrays indexed by rank at t have length ``k_a`` (NaN where rank ``i`` is unassigned, ``k_a > k_b``);
+    rank-by-rank arrays have length ``min(k_a, k_b)``. Ranks are 0-based here.
     """
 
-    matched: np.ndarray  # (k_a,) int: rank at t' assigned to rank i at t, -1 if unassigned (k_a > k_b)
-    overlaps: np.ndarray  # (k_a,) |<v_i(t), v_matched(t')>|, NaN if unassigned
-    projected_overlaps: np.ndarray  # (k_a,) ||P_B v_i(t)||, B: t' vectors in i's group
-    displacements: np.ndarray  # (k_a,) cluster-aware matched displacement 2(1 − projected_overlaps)
-    rank_overlaps: np.ndarray  # (min k,) |<v_i(t), v_i(t')>|, no matching
+    matched: np.ndarray  # (k_a,) int: π(i), -1 if unassigned
+    plain_overlaps: np.ndarray  # (k_a,) o_i = |<v_i, w_π(i)>|
+    plain_displacements: np.ndarray  # (k_a,) 2(1 − o_i)
+    cluster_overlaps: np.ndarray  # (k_a,) o^c_i: ||P_B v_i||, ||P_A w_π(i)|| or o_i (module docstring)
+    cluster_displacements: np.ndarray  # (k_a,) 2(1 − o^c_i)
+    rank_overlaps: np.ndarray  # (min k,) |<v_i, w_i>|, no matching
     rank_displacements: np.ndarray  # (min k,) 2(1 − rank_overlaps)
-    overlap_matrix: np.ndarray  # (k_a, k_b) signed <v_i(t), v_j(t')>
-    clusters_a: tuple[tuple[int, ...], ...]  # degenerate clusters at t, singletons included
-    clusters_b: tuple[tuple[int, ...], ...]
-    cluster_groups: tuple[MatchedGroup, ...]  # only groups containing a degenerate cluster
+    overlap_matrix: np.ndarray  # (k_a, k_b) signed <v_i, w_j>
+    clusters_a: Clusters  # degenerate clusters at t, singletons included
+    clusters_b: Clusters
+    cluster_groups: tuple[MatchedGroup, ...]  # one per degenerate cluster, see MatchedGroup
     crossings: tuple[Crossing, ...]
 
     @property
+    def mean_plain_overlap(self) -> float:
+        """Mean over assigned ranks at t of ``o_i`` (1 = no motion); ``2(1 − ·)`` is the mean of
+        ``plain_displacements``."""
+        return float(np.nanmean(self.plain_overlaps))
+
+    @property
+    def mean_cluster_overlap(self) -> float:
+        """Mean over assigned ranks at t of ``o^c_i``; ``2(1 − ·)`` is the mean of ``cluster_displacements``."""
+        return float(np.nanmean(self.cluster_overlaps))
+
+    # Former names, kept until the analysis writes its rows through table() (issue 10). Each keeps the
+    # meaning it had: ``overlaps`` plain, ``displacements``/``projected_overlaps``/``mean_matched_overlap``
+    # cluster-aware. New code: use the explicit names above.
+    @property
+    def overlaps(self) -> np.ndarray:
+        """Deprecated alias of :attr:`plain_overlaps`."""
+        return self.plain_overlaps
+
+    @property
+    def projected_overlaps(self) -> np.ndarray:
+        """Deprecated alias of :attr:`cluster_overlaps`."""
+        return self.cluster_overlaps
+
+    @property
+    def displacements(self) -> np.ndarray:
+        """Deprecated alias of :attr:`cluster_displacements`."""
+        return self.cluster_displacements
+
+    @property
     def mean_matched_overlap(self) -> float:
-        """Mean over ranks at t of the cluster-aware matched overlap (1 = no motion)."""
-        return float(np.nanmean(self.projected_overlaps))
+        """Deprecated alias of :attr:`mean_cluster_overlap`."""
+        return self.mean_cluster_overlap
 
     def table(self) -> pd.DataFrame:
-        """One row per rank at t: rank, matched_rank, overlap, projected_overlap, displacement,
-        rank_overlap, rank_displacement (NaN beyond ``min(k_a, k_b)``)."""
+        """One row per rank at t (0-based ``rank``, ``matched_rank`` −1 if unassigned), columns
+        :data:`TABLE_COLUMNS`: each overlap beside its displacement ``2(1 − overlap)``; the ranked pair is
+        NaN beyond ``min(k_a, k_b)``."""
         k_a = self.matched.shape[0]
-        pad = np.full(k_a, np.nan)
-        rank_overlap, rank_displacement = pad.copy(), pad.copy()
-        rank_overlap[: self.rank_overlaps.shape[0]] = self.rank_overlaps
-        rank_displacement[: self.rank_displacements.shape[0]] = self.rank_displacements
-        return pd.DataFrame(
-            {
-                "rank": np.arange(k_a),
-                "matched_rank": self.matched,
-                "overlap": self.overlaps,
-                "projected_overlap": self.projected_overlaps,
-                "displacement": self.displacements,
-                "rank_overlap": rank_overlap,
-                "rank_displacement": rank_displacement,
-            }
+        k = self.rank_overlaps.shape[0]
+        rank_overlap = np.full(k_a, np.nan)
+        rank_displacement = np.full(k_a, np.nan)
+        rank_overlap[:k] = self.rank_overlaps
+        rank_displacement[:k] = self.rank_displacements
+        columns = (
+            np.arange(k_a),
+            self.matched,
+            self.plain_overlaps,
+            self.plain_displacements,
+            self.cluster_overlaps,
+            self.cluster_displacements,
+            rank_overlap,
+            rank_displacement,
         )
+        return pd.DataFrame(dict(zip(TABLE_COLUMNS, columns, strict=True)))
 
     def events(self, step_a: int, step_b: int) -> pd.DataFrame:
         """Crossings and degenerate-cluster groups as rows ``step_a, step_b, kind, ranks, detail``."""
@@ -134,10 +207,10 @@ def match_eigenvectors(
         crossing_min_overlap: a rank change is reported as a crossing only if the matched ``|overlap|``
             reaches this (default ``sqrt(1/2)``); weaker matches are a vector leaving or entering the top-k.
 
-    Grouping: ranks at t and t' are linked when they are assigned to each other or share a degenerate cluster;
-    each connected set is a group, and ``projected_overlaps[i] = ||P_B v_i||`` with ``B`` the t'-vectors of
-    i's group. A group of one vector on each side reduces to ``|<v_i, v_j>|``. Clusters cut by the top-k
-    boundary (λ_k ≈ λ_{k+1}) cannot be detected and will show spurious displacement.
+    Returns both the plain Hungarian displacement ``2(1 − |<v_i, w_π(i)>|)`` and the cluster-aware one
+    ``2(1 − o^c_i)`` (module docstring), each beside the overlap it is made of.
+    Clusters cut by the top-k boundary (λ_k ≈ λ_{k+1}) cannot be detected and will show spurious
+    displacement in both.
     """
     block_a = as_block(vectors_a)
     block_b = as_block(vectors_b)
@@ -173,112 +246,118 @@ def match_from_grams(
     pairs share blocks (two-time correlations) so that no ``P``-sized work is repeated.
     """
     k_a, k_b = overlap.shape
-    values_a = as_eigenvalues(eigenvalues_a, k_a)
-    values_b = as_eigenvalues(eigenvalues_b, k_b)
-    clusters_a = _clusters(values_a, k_a, cluster_rtol, cluster_atol)
-    clusters_b = _clusters(values_b, k_b, cluster_rtol, cluster_atol)
+    clusters_a = _clusters(as_eigenvalues(eigenvalues_a, k_a), k_a, cluster_rtol, cluster_atol)
+    clusters_b = _clusters(as_eigenvalues(eigenvalues_b, k_b), k_b, cluster_rtol, cluster_atol)
 
     rows, cols = linear_sum_assignment(overlap**2, maximize=True)
     matched = np.full(k_a, -1, dtype=np.int64)
     matched[rows] = cols
-    overlaps = np.full(k_a, np.nan)
-    overlaps[rows] = np.abs(overlap[rows, cols])
-
-    groups = _groups(k_a, k_b, clusters_a, clusters_b, matched)
-    projected = np.full(k_a, np.nan)
-    cluster_groups: list[MatchedGroup] = []
-    for ranks_a, ranks_b in groups:
-        if not ranks_b:
-            continue
-        b = list(ranks_b)
-        gram_inverse = np.linalg.pinv(gram_b[np.ix_(b, b)], hermitian=True)
-        for i in ranks_a:
-            o = overlap[i, b]
-            projected[i] = math.sqrt(min(max(float(o @ gram_inverse @ o), 0.0), 1.0))
-        if len(ranks_a) > 1 or len(ranks_b) > 1:
-            a = list(ranks_a)
-            cluster_groups.append(
-                MatchedGroup(
-                    ranks_a,
-                    ranks_b,
-                    subspace_overlap_from_grams(
-                        overlap[np.ix_(a, b)], gram_a[np.ix_(a, a)], gram_b[np.ix_(b, b)]
-                    ),
-                )
-            )
-
-    in_group_of_two = {ranks_a[0] for ranks_a, ranks_b in groups if len(ranks_a) == 1 and len(ranks_b) == 1}
-    crossings = tuple(
-        Crossing(int(i), int(matched[i]), float(overlaps[i]))
-        for i in range(k_a)
-        if matched[i] >= 0
-        and matched[i] != i
-        and i in in_group_of_two
-        and overlaps[i] >= crossing_min_overlap
-    )
+    plain = np.full(k_a, np.nan)
+    plain[rows] = np.abs(overlap[rows, cols])
+    cluster = _cluster_overlaps(overlap, gram_a, gram_b, clusters_a, clusters_b, matched, plain)
 
     k = min(k_a, k_b)
     rank_overlaps = np.abs(np.diagonal(overlap)[:k]).copy()
     return EigenvectorMatch(
         matched=matched,
-        overlaps=overlaps,
-        projected_overlaps=projected,
-        displacements=2.0 * (1.0 - projected),
+        plain_overlaps=plain,
+        plain_displacements=2.0 * (1.0 - plain),
+        cluster_overlaps=cluster,
+        cluster_displacements=2.0 * (1.0 - cluster),
         rank_overlaps=rank_overlaps,
         rank_displacements=2.0 * (1.0 - rank_overlaps),
         overlap_matrix=np.asarray(overlap, dtype=np.float64),
         clusters_a=clusters_a,
         clusters_b=clusters_b,
-        cluster_groups=tuple(cluster_groups),
-        crossings=crossings,
+        cluster_groups=_cluster_groups(overlap, gram_a, gram_b, clusters_a, clusters_b, matched),
+        crossings=_crossings(clusters_a, clusters_b, matched, plain, crossing_min_overlap),
     )
 
 
-def _clusters(values: np.ndarray | None, k: int, rtol: float, atol: float) -> tuple[tuple[int, ...], ...]:
+def _clusters(values: np.ndarray | None, k: int, rtol: float, atol: float) -> Clusters:
     if values is None:
         return singleton_clusters(k)
     return degenerate_clusters(values, rtol=rtol, atol=atol)
 
 
-def _groups(
-    k_a: int,
-    k_b: int,
-    clusters_a: tuple[tuple[int, ...], ...],
-    clusters_b: tuple[tuple[int, ...], ...],
+def _cluster_overlaps(
+    overlap: np.ndarray,
+    gram_a: np.ndarray,
+    gram_b: np.ndarray,
+    clusters_a: Clusters,
+    clusters_b: Clusters,
     matched: np.ndarray,
-) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
-    """Connected components of ranks linked by a shared cluster or by the assignment, ordered by first rank.
+    plain: np.ndarray,
+) -> np.ndarray:
+    """``o^c_i`` (module docstring) with ``A`` ∋ i at t and ``B`` ∋ π(i) at t'.
 
-    Nodes ``0..k_a-1`` are ranks at t, ``k_a..k_a+k_b-1`` ranks at t'.
+    ``||P_S x||² = xᵀV_Sᵀ (V_S V_Sᵀ)⁺ V_S x`` from the inner products: the Gram pseudo-inverse keeps it the
+    projection on the span even when stored rows are not exactly orthonormal. Both clusters singletons:
+    ``o^c_i = o_i`` exactly.
     """
-    parent = list(range(k_a + k_b))
-
-    def find(node: int) -> int:
-        while parent[node] != node:
-            parent[node] = parent[parent[node]]
-            node = parent[node]
-        return node
-
-    def union(x: int, y: int) -> None:
-        parent[find(x)] = find(y)
-
-    for cluster in clusters_a:
-        for rank in cluster[1:]:
-            union(cluster[0], rank)
-    for cluster in clusters_b:
-        for rank in cluster[1:]:
-            union(k_a + cluster[0], k_a + rank)
+    k_a, k_b = overlap.shape
+    owner_a, owner_b = cluster_of(clusters_a, k_a), cluster_of(clusters_b, k_b)
+    inverse_a = {c: np.linalg.pinv(gram_a[np.ix_(c, c)], hermitian=True) for c in clusters_a if len(c) > 1}
+    inverse_b = {c: np.linalg.pinv(gram_b[np.ix_(c, c)], hermitian=True) for c in clusters_b if len(c) > 1}
+    result = plain.copy()
     for i, j in enumerate(matched):
-        if j >= 0:
-            union(i, k_a + int(j))
+        if j < 0:
+            continue
+        a, b = owner_a[i], owner_b[j]
+        if len(b) > 1:
+            result[i] = max(result[i], _projection_norm(overlap[i, list(b)], inverse_b[b]))
+        elif len(a) > 1:
+            result[i] = max(result[i], _projection_norm(overlap[list(a), j], inverse_a[a]))
+    return result
 
-    members: dict[int, tuple[list[int], list[int]]] = {}
-    for node in range(k_a + k_b):
-        side_a, side_b = members.setdefault(find(node), ([], []))
-        (side_a if node < k_a else side_b).append(node if node < k_a else node - k_a)
-    return sorted(
-        ((tuple(a), tuple(b)) for a, b in members.values()),
-        key=lambda group: (group[0][0] if group[0] else k_a, group[1][0] if group[1] else k_b),
+
+def _projection_norm(inner: np.ndarray, gram_inverse: np.ndarray) -> float:
+    """``||P_S x||`` from ``inner = V_S x`` and ``(V_S V_Sᵀ)⁺``, clipped to [0, 1] against round-off."""
+    return math.sqrt(min(max(float(inner @ gram_inverse @ inner), 0.0), 1.0))
+
+
+def _cluster_groups(
+    overlap: np.ndarray,
+    gram_a: np.ndarray,
+    gram_b: np.ndarray,
+    clusters_a: Clusters,
+    clusters_b: Clusters,
+    matched: np.ndarray,
+) -> tuple[MatchedGroup, ...]:
+    """One :class:`MatchedGroup` per degenerate cluster with at least one assigned member, deduplicated."""
+    pairs: set[tuple[tuple[int, ...], tuple[int, ...]]] = set()
+    for cluster in clusters_a:
+        partners = tuple(sorted(int(matched[i]) for i in cluster if matched[i] >= 0))
+        if len(cluster) > 1 and partners:
+            pairs.add((cluster, partners))
+    for cluster in clusters_b:
+        preimage = tuple(i for i, j in enumerate(matched) if j in cluster)
+        if len(cluster) > 1 and preimage:
+            pairs.add((preimage, cluster))
+    return tuple(
+        MatchedGroup(
+            a,
+            b,
+            subspace_overlap_from_grams(overlap[np.ix_(a, b)], gram_a[np.ix_(a, a)], gram_b[np.ix_(b, b)]),
+        )
+        for a, b in sorted(pairs)
+    )
+
+
+def _crossings(
+    clusters_a: Clusters,
+    clusters_b: Clusters,
+    matched: np.ndarray,
+    plain: np.ndarray,
+    min_overlap: float,
+) -> tuple[Crossing, ...]:
+    """Rank changes of confidently matched vectors outside degenerate clusters (on both sides)."""
+    degenerate_a = {rank for cluster in clusters_a if len(cluster) > 1 for rank in cluster}
+    degenerate_b = {rank for cluster in clusters_b if len(cluster) > 1 for rank in cluster}
+    return tuple(
+        Crossing(i, int(j), float(plain[i]))
+        for i, j in enumerate(matched)
+        if 0 <= j != i and i not in degenerate_a and j not in degenerate_b and plain[i] >= min_overlap
     )
 
 

@@ -36,8 +36,8 @@ def test_subspace_overlap_matrix_matches_pairwise_comparisons(trajectory):
 
 
 def test_mean_matched_overlap_and_tidy_table(trajectory):
-    result = two_time_correlation(trajectory, "mean_matched_overlap")
-    expected = match_eigenvectors(trajectory[1][1], trajectory[3][1]).mean_matched_overlap
+    result = two_time_correlation(trajectory, "mean_matched_overlap_plain")
+    expected = match_eigenvectors(trajectory[1][1], trajectory[3][1]).mean_plain_overlap
     assert result.matrix[1, 3] == pytest.approx(expected, abs=1e-13)
     assert result.matrix[0, 1] == pytest.approx((2 * math.cos(0.2) + math.cos(0.1) + 1) / 4, abs=1e-13)
     table = result.table()
@@ -62,10 +62,15 @@ def test_series_are_slices_of_the_matrix(trajectory):
 def test_clusters_are_used_when_eigenvalues_are_given(block, rotate_pair):
     values = [np.array([5.0, 5.0, 1.0])] * 2
     checkpoints = [(0, block[:3]), (1, rotate_pair(block, 0, 1, 0.6)[:3])]
-    plain = two_time_correlation(checkpoints, "mean_matched_overlap")
-    clustered = two_time_correlation(checkpoints, "mean_matched_overlap", eigenvalues=values)
-    assert plain.matrix[0, 1] == pytest.approx((2 * math.cos(0.6) + 1) / 3, abs=1e-13)
+    no_values = two_time_correlation(checkpoints, "mean_matched_overlap_cluster")
+    clustered = two_time_correlation(checkpoints, "mean_matched_overlap_cluster", eigenvalues=values)
+    plain = two_time_correlation(checkpoints, "mean_matched_overlap_plain", eigenvalues=values)
+    assert no_values.matrix[0, 1] == pytest.approx((2 * math.cos(0.6) + 1) / 3, abs=1e-13)
     assert clustered.matrix[0, 1] == pytest.approx(1.0, abs=1e-13)
+    # the plain overlap ignores the degeneracy even when eigenvalues are given
+    assert plain.matrix[0, 1] == pytest.approx((2 * math.cos(0.6) + 1) / 3, abs=1e-13)
+    with pytest.raises(ValueError, match="unknown metric"):
+        two_time_correlation(checkpoints, "mean_matched_overlap")
 
 
 def test_duplicate_steps_are_refused(block):
