@@ -125,7 +125,7 @@ class SampleFactors:
         entries times √2, so that ⟨M_n, M_m⟩_F = m_packed[n] · m_packed[m] (and the same for S);
     a_flat (B, c·h): A_n = S_n W2 D_n;  b_flat (B, c·h): A_n diag(a_n);  rd_flat (B, c·h): r_n φ'_nᵀ;
     trace_s (B,) = tr S_n; trace_m (B,) = tr M_n; x_sq (B,) = ||x_n||²; a_sq (B,) = ||a_n||²;
-    loss (B,) the per-sample cross-entropy; weight (B,) the sample weights w_n.
+    weight (B,) the sample weights w_n.
     """
 
     x_aug: torch.Tensor
@@ -141,7 +141,6 @@ class SampleFactors:
     trace_m: torch.Tensor
     x_sq: torch.Tensor
     a_sq: torch.Tensor
-    loss: torch.Tensor
     weight: torch.Tensor
 
 
@@ -180,8 +179,7 @@ def sample_factors(
     z = x @ w1.T if params.b1 is None else torch.addmm(params.b1, x, w1.T)
     act = activation_derivatives(params.activation, z)
     logits = act.value @ w2.T if params.b2 is None else torch.addmm(params.b2, act.value, w2.T)
-    log_p = torch.log_softmax(logits, dim=1)
-    p = log_p.exp()
+    p = torch.softmax(logits, dim=1)
     # r = p − e_y, with r_y = −Σ_{k≠y} p_k summed rather than p_y − 1 cancelled.
     label = y[:, None]
     r = p.scatter(1, label, -p.scatter(1, label, 0.0).sum(dim=1, keepdim=True))
@@ -208,6 +206,5 @@ def sample_factors(
         trace_m=trace_m,
         x_sq=x.pow(2).sum(1),
         a_sq=act.value.pow(2).sum(1),
-        loss=-log_p.gather(1, y[:, None])[:, 0],
         weight=weight,
     )

@@ -82,14 +82,13 @@ def pair_sum(fi: SampleFactors, fj: SampleFactors, *, same: bool) -> torch.Tenso
 class TraceTerms:
     """0-dim tensors (autograd graph attached when the parameters require grad) of the data term.
 
-    trace = tr(H), trace_sq = tr(H²) = ||H||_F² (units of the loss Hessian and its square), loss = Σ w_n ℓ_n;
+    trace = tr(H), trace_sq = tr(H²) = ||H||_F² (units of the loss Hessian and its square);
     block_traces: tr of each parameter's diagonal block, in ``names`` order (they sum to ``trace``);
     size: P, the number of parameters.
     """
 
     trace: torch.Tensor
     trace_sq: torch.Tensor
-    loss: torch.Tensor
     block_traces: tuple[torch.Tensor, ...]
     names: tuple[str, ...]
     size: int
@@ -114,7 +113,7 @@ def trace_terms(
     *,
     block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> TraceTerms:
-    """tr(H), tr(H²) and Σ w_n ℓ_n of the three-layer net ``params`` on x (N, d), y (N,), weights (N,).
+    """tr(H) and tr(H²) of the Hessian of Σ_n w_n ℓ_n for the three-layer net ``params`` on x (N, d), y (N,), weights (N,).
 
     Everything is differentiable in the parameters (autograd through the closed form; the gradient of
     tr(H²) involves third derivatives of the net, which autograd takes through φ'' and the softmax).
@@ -129,19 +128,16 @@ def trace_terms(
 
     trace_sq = x.new_zeros(())
     blocks: list[torch.Tensor] = []
-    loss = x.new_zeros(())
     for i, start_i in enumerate(starts):
         fi = factors(start_i)
         parts = _block_traces(fi, params)
         blocks = parts if not blocks else [a + b for a, b in zip(blocks, parts, strict=True)]
-        loss = loss + (fi.weight * fi.loss).sum()
         trace_sq = trace_sq + pair_sum(fi, fi, same=True)
         for start_j in starts[i + 1 :]:
             trace_sq = trace_sq + 2 * pair_sum(fi, factors(start_j), same=False)
     return TraceTerms(
         trace=torch.stack(blocks).sum(),
         trace_sq=trace_sq,
-        loss=loss,
         block_traces=tuple(blocks),
         names=params.names,
         size=params.size,
