@@ -16,6 +16,7 @@ everything is plain differentiable torch, so autograd through it gives derivativ
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -120,6 +121,7 @@ def activation_derivatives(name: str, z: torch.Tensor) -> ActivationDerivatives:
 class SampleFactors:
     """Factors of the per-sample Hessians H_n of one block of B examples (shapes below; c classes, h hidden).
 
+    logits (B, c): the net's outputs f(x_n) (the model's forward, graph attached);
     x_aug (B, d̃), a_aug (B, h̃): x̃_n and ã_n; r (B, c) = p_n − e_y; dphi (B, h) = φ'(z_n);
     s_packed (B, c(c+1)/2), m_packed (B, h(h+1)/2): the upper triangles of S_n and M_n, off-diagonal
         entries times √2, so that ⟨M_n, M_m⟩_F = m_packed[n] · m_packed[m] (and the same for S);
@@ -128,6 +130,7 @@ class SampleFactors:
     weight (B,) the sample weights w_n.
     """
 
+    logits: torch.Tensor
     x_aug: torch.Tensor
     a_aug: torch.Tensor
     s_packed: torch.Tensor
@@ -148,23 +151,55 @@ def _augment(t: torch.Tensor, with_one: bool) -> torch.Tensor:
     return torch.cat([t, torch.ones_like(t[:, :1])], dim=1) if with_one else t
 
 
-def _packed_upper(mat: torch.Tensor) -> torch.Tensor:
-    """(B, h, h) symmetric -> (B, h(h+1)/2): the upper triangle, off-diagonal entries scaled by √2."""
-    h = mat.shape[-1]
-    rows, cols = torch.triu_indices(h, h, device=mat.device)
-    scale = torch.full(rows.shape, math.sqrt(2.0), dtype=mat.dtype, device=mat.device)
-    scale[rows == cols] = 1.0
-    return mat[:, rows, cols] * scale
+@dataclass(frozen=True)
+class PackedLayout:
+    """Upper-triangle positions of an n×n symmetric matrix: ``rows``, ``cols`` (n(n+1)/2,), ``diagonal`` (n,)
+    the positions of the diagonal entries, ``scale`` 1 on the diagonal and √2 off it, so that for packed
+    p(X) = X[rows, cols]·scale, ⟨X, Y⟩_F = p(X)·p(Y)."""
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+    diagonal: torch.Tensor
+    scale: torch.Tensor
 
 
-def softmax_hessian(p: torch.Tensor) -> torch.Tensor:
-    """S = diag(p) − ppᵀ (B, c, c) for probabilities p (B, c), with 1 − p_i of the most likely class summed
-    from the other classes: no cancellation when p is nearly one-hot."""
-    top = p.argmax(dim=1, keepdim=True)
-    rest = p.scatter(1, top, 0.0).sum(dim=1, keepdim=True)
-    complement = (1 - p).scatter(1, top, rest)
-    return torch.diag_embed(p * complement) - (p[:, :, None] * p[:, None, :]) * (
-        1 - torch.eye(p.shape[1], dtype=p.dtype, device=p.device)
+@functools.lru_cache(maxsize=16)
+def packed_layout(n: int, dtype: torch.dtype, device: torch.device) -> PackedLayout:
+    """The packing of n×n symmetric matrices (cached: read-only constants)."""
+    rows, cols = torch.triu_indices(n, n, device=device)
+    on_diagonal = rows == cols
+    scale = torch.full(rows.shape, math.sqrt(2.0), dtype=dtype, device=device)
+    scale[on_diagonal] = 1.0
+    return PackedLayout(rows, cols, on_diagonal.nonzero()[:, 0], scale)
+
+
+def packed_outer_columns(vectors: torch.Tensor, layout: PackedLayout) -> torch.Tensor:
+    """For the columns v_k of ``vectors`` (n, K): the packed outer products p(v_k v_kᵀ) as columns, (n(n+1)/2, K).
+
+    Feature-major on purpose: gathering whole rows (and scattering them back in the backward pass) is
+    vectorized over K, where a gather along the last dimension is an element-by-element loop on the CPU.
+    """
+    vectors = vectors.contiguous()  # index_select on a transposed view takes the slow element-wise path
+    return vectors.index_select(0, layout.rows) * vectors.index_select(0, layout.cols) * layout.scale[:, None]
+
+
+@dataclass(frozen=True)
+class ClassPairs:
+    """The pairs i < j of c classes, ``first`` and ``second`` (c(c−1)/2,), and the packed matrices
+    p((e_i − e_j)(e_i − e_j)ᵀ) as columns, ``softmax_basis`` (c(c+1)/2, c(c−1)/2): S = Σ_{i<j} p_i p_j ·
+    column (i, j)."""
+
+    first: torch.Tensor
+    second: torch.Tensor
+    softmax_basis: torch.Tensor
+
+
+@functools.lru_cache(maxsize=16)
+def class_pairs(c: int, dtype: torch.dtype, device: torch.device) -> ClassPairs:
+    first, second = torch.triu_indices(c, c, offset=1, device=device)
+    unit = torch.eye(c, dtype=dtype, device=device)
+    return ClassPairs(
+        first, second, packed_outer_columns((unit[first] - unit[second]).T, packed_layout(c, dtype, device))
     )
 
 
@@ -173,37 +208,48 @@ def sample_factors(
 ) -> SampleFactors:
     """The factors of the examples x (B, d) (already flattened), labels y (B,), weights (B,).
 
-    Cost O(B·(d·h + c·h²)) flops, memory O(B·h²).
+    Nothing is formed by cancellation, so confident predictions (p_y → 1) keep their digits:
+    S = diag(p) − ppᵀ = Σ_{i<j} p_i p_j (e_i − e_j)(e_i − e_j)ᵀ, hence W2ᵀ S W2 = Σ_{i<j} p_i p_j
+    (w_i − w_j)(w_i − w_j)ᵀ (w_i the rows of W2), one (B, c(c−1)/2)·(c(c−1)/2, h(h+1)/2) product in packed
+    form; w_i − W2ᵀp = Σ_j p_j (w_i − w_j) and r_y = −Σ_{k≠y} p_k likewise. Cost O(B·(d·h + c²·h²/4))
+    multiply-adds; memory O(B·(d + h²/2 + 3c·h)) numbers.
     """
     w1, w2 = params.w1, params.w2
+    c, h = params.num_classes, params.hidden
     z = x @ w1.T if params.b1 is None else torch.addmm(params.b1, x, w1.T)
     act = activation_derivatives(params.activation, z)
     logits = act.value @ w2.T if params.b2 is None else torch.addmm(params.b2, act.value, w2.T)
     p = torch.softmax(logits, dim=1)
-    # r = p − e_y, with r_y = −Σ_{k≠y} p_k summed rather than p_y − 1 cancelled.
     label = y[:, None]
-    r = p.scatter(1, label, -p.scatter(1, label, 0.0).sum(dim=1, keepdim=True))
-    centered = w2[None] - (p @ w2)[:, None, :]  # (B, c, h): rows w_i − W2ᵀp
-    delta = r @ w2  # (B, h): W2ᵀ r
-    # W2ᵀ S W2 = Σ_i p_i (w_i − W2ᵀp)(w_i − W2ᵀp)ᵀ: the centered form loses no digits when p is nearly one-hot.
-    curv = (centered * p[:, :, None]).transpose(1, 2) @ centered
-    second = act.second * delta
-    m = act.first[:, :, None] * curv * act.first[:, None, :] + torch.diag_embed(second)
+    r = p.scatter(1, label, -p.scatter(1, label, 0.0).sum(dim=1, keepdim=True))  # p − e_y
+    # centered[n, i] = w_i − W2ᵀp_n = −Σ_j p_n[j] (w_j − w_i)
+    differences = (w2[None, :, :] - w2[:, None, :]).transpose(0, 1).reshape(c, c * h)  # [j, (i, a)]
+    centered = -(p @ differences).reshape(-1, c, h)
+    delta = -centered.gather(1, label[:, :, None].expand(-1, 1, h))[:, 0]  # W2ᵀ r = W2ᵀp − w_y
+    pairs = class_pairs(c, x.dtype, x.device)
+    pair_weights = p[:, pairs.first] * p[:, pairs.second]  # (B, c(c−1)/2): p_i p_j, i < j
+    hidden = packed_layout(h, x.dtype, x.device)
+    # packed matrices are held feature-major, (h(h+1)/2, B), and handed out as (B, ·) views
+    curv = packed_outer_columns((w2[pairs.first] - w2[pairs.second]).T, hidden) @ pair_weights.T  # W2ᵀ S W2
+    s_packed = pair_weights @ pairs.softmax_basis.T
+    second = act.second * delta  # φ'' ⊙ W2ᵀr: the activation-curvature term of M
+    dphi_t = act.first.T.contiguous()
+    gain = dphi_t.index_select(0, hidden.rows) * dphi_t.index_select(0, hidden.cols)
+    m_packed_t = (gain * curv).index_add(0, hidden.diagonal, second.T)
     a_mat = p[:, :, None] * centered * act.first[:, None, :]  # (B, c, h): S W2 D
-    trace_m = (act.first.pow(2) * torch.diagonal(curv, dim1=1, dim2=2)).sum(1) + second.sum(1)
-    s_mat = softmax_hessian(p)
     return SampleFactors(
+        logits=logits,
         x_aug=_augment(x, params.b1 is not None),
         a_aug=_augment(act.value, params.b2 is not None),
-        s_packed=_packed_upper(s_mat),
+        s_packed=s_packed,
         r=r,
         dphi=act.first,
-        m_packed=_packed_upper(m),
+        m_packed=m_packed_t.T,
         a_flat=a_mat.flatten(1),
         b_flat=(a_mat * act.value[:, None, :]).flatten(1),
         rd_flat=(r[:, :, None] * act.first[:, None, :]).flatten(1),
-        trace_s=torch.diagonal(s_mat, dim1=1, dim2=2).sum(1),
-        trace_m=trace_m,
+        trace_s=2 * pair_weights.sum(1),
+        trace_m=m_packed_t.index_select(0, hidden.diagonal).sum(0),
         x_sq=x.pow(2).sum(1),
         a_sq=act.value.pow(2).sum(1),
         weight=weight,

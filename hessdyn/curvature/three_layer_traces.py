@@ -39,7 +39,7 @@ from hessdyn.curvature.three_layer_factors import (
     three_layer_params,
 )
 
-DEFAULT_BLOCK_SIZE = 1024
+DEFAULT_BLOCK_SIZE = 512
 
 
 class _SymmetricQuadraticForm(torch.autograd.Function):
@@ -84,11 +84,13 @@ class TraceTerms:
 
     trace = tr(H), trace_sq = tr(H²) = ||H||_F² (units of the loss Hessian and its square);
     block_traces: tr of each parameter's diagonal block, in ``names`` order (they sum to ``trace``);
-    size: P, the number of parameters.
+    size: P, the number of parameters; logits (N, c): the net's outputs on the sample set, from the same
+    forward pass (a data loss built on them shares its backward pass with the traces').
     """
 
     trace: torch.Tensor
     trace_sq: torch.Tensor
+    logits: torch.Tensor
     block_traces: tuple[torch.Tensor, ...]
     names: tuple[str, ...]
     size: int
@@ -128,16 +130,19 @@ def trace_terms(
 
     trace_sq = x.new_zeros(())
     blocks: list[torch.Tensor] = []
+    logits: list[torch.Tensor] = []
     for i, start_i in enumerate(starts):
         fi = factors(start_i)
         parts = _block_traces(fi, params)
         blocks = parts if not blocks else [a + b for a, b in zip(blocks, parts, strict=True)]
+        logits.append(fi.logits)
         trace_sq = trace_sq + pair_sum(fi, fi, same=True)
         for start_j in starts[i + 1 :]:
             trace_sq = trace_sq + 2 * pair_sum(fi, factors(start_j), same=False)
     return TraceTerms(
         trace=torch.stack(blocks).sum(),
         trace_sq=trace_sq,
+        logits=torch.cat(logits),
         block_traces=tuple(blocks),
         names=params.names,
         size=params.size,

@@ -63,11 +63,14 @@ def ws_upper_bound(trace: torch.Tensor, trace_sq: torch.Tensor, size: int) -> WS
 @dataclass(frozen=True)
 class HSRPenalty:
     """One minibatch's HSR term. ``penalty = beta·bound`` (0-dim tensor, graph attached: add it to the data
-    loss before ``backward()``); ``bound`` = U_WS (tensor, graph attached); ``trace``, ``trace_sq`` (floats)
-    the exact minibatch traces behind it, for logging."""
+    loss before ``backward()``); ``bound`` = U_WS (tensor, graph attached); ``logits`` (B, c): the model's
+    outputs on the batch from the same forward pass (graph attached; build the data loss on them and the
+    two share one backward pass through the first layer); ``trace``, ``trace_sq`` (floats) the exact
+    minibatch traces behind the bound, for logging."""
 
     penalty: torch.Tensor
     bound: torch.Tensor
+    logits: torch.Tensor
     trace: float
     trace_sq: float
     beta: float
@@ -97,6 +100,7 @@ def hsr_penalty(
     return HSRPenalty(
         penalty=beta * bound,
         bound=bound,
+        logits=terms.logits,
         trace=float(terms.trace.detach()),
         trace_sq=float(terms.trace_sq.detach()),
         beta=float(beta),

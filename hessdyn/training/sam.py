@@ -60,7 +60,7 @@ class SAM(torch.optim.Optimizer):
         self.param_groups = base.param_groups
         self.base = base
         self.rho, self.adaptive, self.eta = float(rho), bool(adaptive), float(eta)
-        self._saved: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._saved: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
 
     def _params_with_grad(self) -> list[torch.Tensor]:
         return [p for group in self.param_groups for p in group["params"] if p.grad is not None]
@@ -71,27 +71,29 @@ class SAM(torch.optim.Optimizer):
         if self._saved is not None:
             raise RuntimeError("SAM.perturb called twice without restore_and_step in between")
         params = self._params_with_grad()
-        scales = [p.abs().add(self.eta) if self.adaptive else None for p in params]
-        scaled = [p.grad if t is None else t * p.grad for p, t in zip(params, scales, strict=True)]
-        norm = (
-            torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in scaled]))
-            if params
-            else None
-        )
-        self._saved = []
-        for p, t, tg in zip(params, scales, scaled, strict=True):
-            self._saved.append((p, p.detach().clone()))
-            if norm is not None and bool(norm > 0):
-                p.add_((tg if t is None else t * tg) * (self.rho / norm))
+        self._saved = (params, [p.detach().clone() for p in params])
+        if not params:
+            return
+        grads = [p.grad for p in params]
+        if self.adaptive:  # T_w = |w| + η, ε = ρ T_w (T_w g) / ||T_w g||
+            scales = torch._foreach_add(torch._foreach_abs(params), self.eta)
+            scaled = torch._foreach_mul(scales, grads)
+            steps = torch._foreach_mul(scales, scaled)
+        else:
+            scaled = steps = grads
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(scaled)))
+        if bool(norm > 0):
+            torch._foreach_add_(params, torch._foreach_mul(steps, self.rho / norm))
 
     @torch.no_grad()
     def restore_and_step(self) -> None:
         """w ← the remembered w, then the base optimizer's step with the gradients now in ``.grad`` (at w + ε)."""
         if self._saved is None:
             raise RuntimeError("SAM.restore_and_step called without perturb")
-        for p, original in self._saved:
-            p.copy_(original)
+        params, originals = self._saved
         self._saved = None
+        if params:
+            torch._foreach_copy_(params, originals)
         self.base.step()
 
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:  # type: ignore[override]

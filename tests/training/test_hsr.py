@@ -172,3 +172,15 @@ def test_config_checks_name_the_key_and_the_valid_values() -> None:
 
 def test_smooth_activation_lists_agree() -> None:
     assert SMOOTH_ACTIVATIONS == MODEL_SMOOTH == tuple(a.value for a in s.SmoothActivation)
+
+
+def test_logits_are_the_models_forward_and_carry_the_data_gradient() -> None:
+    model, x, y = _tiny("softplus", seed=4)
+    term = hsr_penalty(model, x, y, 0.5)
+    assert torch.equal(term.logits.detach(), model(x).detach())
+    F.cross_entropy(term.logits, y).backward()
+    shared = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    F.cross_entropy(model(x), y).backward()
+    for a, p in zip(shared, model.parameters(), strict=True):
+        torch.testing.assert_close(a, p.grad, rtol=1e-14, atol=1e-16)
