@@ -24,7 +24,7 @@ penalty whose gradient is off by an unknown bias would confound exactly the comp
 makes, so hessdyn offers HSR only where it is exact.
 
 Cost per step (B examples, d inputs, h hidden units, c classes): O(B²(d + h²/2 + 4ch)) multiply-adds
-forward, about the same again backward; memory O(B·(d + h²/2 + 3ch) + B²). See scripts/bench_flat.py.
+forward, about the same again backward; memory O(B·(d + 3h²/2 + 3ch) + B²). See scripts/bench_flat.py.
 """
 
 from __future__ import annotations
