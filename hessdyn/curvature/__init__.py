@@ -23,6 +23,7 @@ from hessdyn.curvature.risk import (
     cast_model,
     select_hessian_set,
 )
+from hessdyn.curvature.three_layer_traces import ThreeLayerTraces, three_layer_traces
 
 __all__ = [
     "Curvature",
@@ -39,9 +40,11 @@ __all__ = [
     "MatrixOperator",
     "NonFiniteCurvature",
     "ParamLayout",
+    "ThreeLayerTraces",
     "cast_model",
     "curvature_operator",
     "dense_matrix",
     "flat_gradient",
     "select_hessian_set",
+    "three_layer_traces",
 ]

@@ -24,10 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hessdyn.models.mlp import SMOOTH_ACTIVATIONS, ThreeLayerNet
-
 # torch.nn.Softplus() is linear above this input (beta = 1); the closed form follows the module exactly.
 SOFTPLUS_THRESHOLD = 20.0
+ACTIVATION_NAMES: dict[type[nn.Module], str] = {
+    nn.Sigmoid: "sigmoid",
+    nn.Tanh: "tanh",
+    nn.Softplus: "softplus",
+}
+SMOOTH_ACTIVATIONS: tuple[str, ...] = tuple(ACTIVATION_NAMES.values())
 
 
 @dataclass(frozen=True)
@@ -66,25 +70,42 @@ class ThreeLayerParams:
 
 
 def three_layer_params(model: nn.Module) -> ThreeLayerParams:
-    """The parameters of a ``three_layer`` model; TypeError for any other model.
+    """The parameters of a ``three_layer`` net; TypeError for any other model.
 
-    Every parameter must be trainable: the closed form is the Hessian over all of them.
+    Recognized by structure, not by class (so this package needs no import of hessdyn.models): an
+    ``nn.Sequential`` whose children are ``flatten`` (nn.Flatten from dim 1), ``hidden`` (nn.Linear),
+    ``act`` (nn.Sigmoid, nn.Tanh, or nn.Softplus with torch's default beta = 1, threshold = 20) and
+    ``output`` (nn.Linear), as :class:`hessdyn.models.ThreeLayerNet` builds it. Every parameter must be
+    trainable: the closed form is the Hessian over all of them.
     """
-    if not isinstance(model, ThreeLayerNet):
+    children = dict(model.named_children()) if isinstance(model, nn.Sequential) else {}
+    flatten, hidden, output = children.get("flatten"), children.get("hidden"), children.get("output")
+    if not (
+        list(children) == ["flatten", "hidden", "act", "output"]
+        and isinstance(flatten, nn.Flatten)
+        and (flatten.start_dim, flatten.end_dim) == (1, -1)
+        and isinstance(hidden, nn.Linear)
+        and isinstance(output, nn.Linear)
+    ):
         raise TypeError(
-            f"the exact three-layer traces need a hessdyn ThreeLayerNet (model=three_layer), "
+            "the exact traces need a three_layer net (children flatten, hidden, act, output), "
             f"got {type(model).__name__}"
         )
-    if model.activation not in SMOOTH_ACTIVATIONS:
-        raise ValueError(f"activation {model.activation!r} is not one of {SMOOTH_ACTIVATIONS}")
+    act = children["act"]
+    name = ACTIVATION_NAMES.get(type(act))
+    if name is None or (
+        isinstance(act, nn.Softplus) and (act.beta, act.threshold) != (1.0, SOFTPLUS_THRESHOLD)
+    ):
+        raise ValueError(
+            f"no closed form for activation {act!r} (smooth ones: {', '.join(SMOOTH_ACTIVATIONS)})"
+        )
     frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
     if frozen:
         raise ValueError(
             f"the exact traces cover all parameters, but {frozen} are frozen (requires_grad=False)"
         )
-    hidden, output = model.hidden, model.output
     names = tuple(n for n, _ in model.named_parameters())
-    return ThreeLayerParams(hidden.weight, hidden.bias, output.weight, output.bias, model.activation, names)
+    return ThreeLayerParams(hidden.weight, hidden.bias, output.weight, output.bias, name, names)
 
 
 @dataclass(frozen=True)
@@ -114,7 +135,7 @@ def activation_derivatives(name: str, z: torch.Tensor) -> ActivationDerivatives:
             torch.where(linear, torch.ones_like(s), s),
             torch.where(linear, torch.zeros_like(s), s * (1 - s)),
         )
-    raise ValueError(f"no closed form for activation {name!r} (smooth ones: {SMOOTH_ACTIVATIONS})")
+    raise ValueError(f"no closed form for activation {name!r} (smooth ones: {', '.join(SMOOTH_ACTIVATIONS)})")
 
 
 @dataclass(frozen=True)

@@ -118,8 +118,12 @@ def test_float32_model_computed_in_float64_is_unchanged() -> None:
 def test_bad_inputs_are_refused() -> None:
     x, y, weights = _data()
     model = _net("tanh", True)
-    with pytest.raises(TypeError, match="ThreeLayerNet"):
+    with pytest.raises(TypeError, match="three_layer"):
         three_layer_traces(MLP((5,), [4], 3, activation="tanh").double(), x, y)
+    relu = _net("tanh", True)
+    relu.act = torch.nn.ReLU()
+    with pytest.raises(ValueError, match="no closed form"):
+        three_layer_traces(relu, x, y)
     with pytest.raises(ValueError, match="shape"):
         three_layer_traces(model, x, y, weights=weights[:-1])
     with pytest.raises(ValueError, match="non-negative"):

@@ -13,6 +13,7 @@ from torch.func import functional_call
 from hessdyn.config import schema as s
 from hessdyn.config.errors import ConfigValueError
 from hessdyn.config.flat_minima import SMOOTH_ACTIVATIONS, check_regularizer
+from hessdyn.curvature.three_layer_factors import SMOOTH_ACTIVATIONS as CLOSED_FORM_SMOOTH
 from hessdyn.models import MLP, ThreeLayerNet
 from hessdyn.models.mlp import SMOOTH_ACTIVATIONS as MODEL_SMOOTH
 from hessdyn.training.hsr import hsr_penalty, ws_upper_bound
@@ -171,7 +172,9 @@ def test_config_checks_name_the_key_and_the_valid_values() -> None:
 
 
 def test_smooth_activation_lists_agree() -> None:
-    assert SMOOTH_ACTIVATIONS == MODEL_SMOOTH == tuple(a.value for a in s.SmoothActivation)
+    assert (
+        SMOOTH_ACTIVATIONS == MODEL_SMOOTH == CLOSED_FORM_SMOOTH == tuple(a.value for a in s.SmoothActivation)
+    )
 
 
 def test_logits_are_the_models_forward_and_carry_the_data_gradient() -> None:
