@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from hessdyn.config import schema as s
 from hessdyn.data import DatasetSplits, TensorSplit, load_dataset
 from hessdyn.models import build_model
+from hessdyn.store import RunDir
 from hessdyn.training.loop import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,7 +75,7 @@ def time_hessdyn(data: DatasetSplits, epochs: float, device: str) -> tuple[float
         t0 = time.perf_counter()
         result = train(hessdyn_config(epochs, device), Path(tmp) / "run", data=data)
         end_to_end = time.perf_counter() - t0
-        table = pd.read_csv(Path(tmp) / "run" / "metrics" / "train.csv")
+        table = pd.read_csv(RunDir(Path(tmp) / "run").train_csv)
     batch = table[table.source == "batch"].sort_values("step")
     first, last = batch.iloc[0], batch.iloc[-1]
     steps_per_epoch = result.total_steps / epochs

@@ -9,23 +9,25 @@ nulls.csv). usage: python scripts/summarize_dynamics.py SWEEP_DIR [--ranks 5]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from hessdyn.store import RunDir, find_run_dirs
 
-def run_numbers(run: Path, ranks: int) -> dict[str, float] | None:
-    record = json.loads((run / "run.json").read_text())
-    folder = run / "analysis"
-    if not (folder / "trajectory.csv").exists():
+
+def run_numbers(path: Path, ranks: int) -> dict[str, float] | None:
+    run = RunDir(path)
+    record = run.read_record()
+    folder = run.analysis()
+    if record is None or not folder.has_table("trajectory"):
         return None
-    traj = pd.read_csv(folder / "trajectory.csv")
-    spec = pd.read_csv(folder / "spectrum.csv")
-    nulls = pd.read_csv(folder / "nulls.csv")
-    summary = pd.read_csv(folder / "summary.csv")
+    traj = pd.read_csv(folder.table_path("trajectory"))
+    spec = pd.read_csv(folder.table_path("spectrum"))
+    nulls = pd.read_csv(folder.table_path("nulls"))
+    summary = pd.read_csv(folder.table_path("summary"))
     steps = sorted(summary.step)
     consecutive = set(zip(steps[:-1], steps[1:], strict=True))
     pairs = traj.apply(lambda r: (r.step_a, r.step_b) in consecutive, axis=1)
@@ -60,7 +62,7 @@ def main() -> int:
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--ranks", type=int, default=5, help="leading eigenvectors averaged (1..ranks)")
     args = parser.parse_args()
-    runs = sorted(p.parent for p in args.sweep_dir.rglob("run.json"))
+    runs = find_run_dirs(args.sweep_dir)
     rows = [r for r in (run_numbers(run, args.ranks) for run in runs) if r is not None]
     if not rows:
         print(f"no analyzed runs under {args.sweep_dir}; run hessdyn analyze first", file=sys.stderr)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from hessdyn.analysis.settings import analysis_dir
 from hessdyn.commands.jobs import run_job
 from hessdyn.config import to_object
 from hessdyn.config.errors import HessdynError
-from hessdyn.training.run_config import find_run_dirs, is_run_dir, load_run_config
+from hessdyn.store import RunDir, find_run_dirs, is_run_dir, sweep_analyze_dir
+from hessdyn.training.run_config import load_run_config
 
 log = logging.getLogger("hessdyn.analyze")
 
@@ -19,9 +19,9 @@ log = logging.getLogger("hessdyn.analyze")
 def analyze_output_dir(run_dir: str | None, sweep_dir: str | None, name: str) -> str:
     """Hydra's output folder of an analyze job: the run's analysis folder, or SWEEP/analyze[-name]."""
     if run_dir:
-        return str(analysis_dir(Path(run_dir).resolve(), name))
+        return str(RunDir(Path(run_dir).resolve()).analysis(name).path)
     if sweep_dir:
-        return str(Path(sweep_dir).resolve() / ("analyze" if name == "default" else f"analyze-{name}"))
+        return str(sweep_analyze_dir(Path(sweep_dir).resolve(), name))
     return str(Path(".hessdyn-analyze-unset").resolve())
 
 
@@ -39,7 +39,7 @@ def target_runs(run_dir: str | None, sweep_dir: str | None) -> list[Path]:
             raise HessdynError(f"run_dir {path} does not exist; pass a folder written by hessdyn train")
         if not is_run_dir(path):
             raise HessdynError(
-                f"{path} is not a hessdyn run (no run.json and .hydra/config.yaml); "
+                f"{path} is not a hessdyn run (no run.json or .hydra/config.yaml of a training run); "
                 "for a folder of runs use sweep_dir="
             )
         return [path]
@@ -65,7 +65,7 @@ def check_analyze_job(cfg: DictConfig, multirun: bool) -> None:
     typed = to_object(cfg)
     for run in target_runs(typed.run_dir, typed.sweep_dir):
         settings = run_settings(typed, run)
-        check_settings(analysis_dir(run, settings.name), settings, force=typed.force)
+        check_settings(RunDir(run).analysis(settings.name), settings, force=typed.force)
 
 
 def analyze_task(cfg: DictConfig) -> dict:

@@ -15,9 +15,8 @@ from hessdyn.config.errors import HessdynError
 from hessdyn.curvature import HessianSet, select_hessian_set
 from hessdyn.data import DatasetSplits, load_dataset
 from hessdyn.models import build_model
-from hessdyn.training.checkpoints import list_checkpoints, load_checkpoint
+from hessdyn.store import RunDir, load_checkpoint
 from hessdyn.training.run_config import load_run_config
-from hessdyn.training.run_record import read_run_record
 
 
 @dataclass
@@ -51,13 +50,14 @@ def open_run(
 ) -> RunContext:
     """Load everything the analysis of ``run_dir`` needs, or raise a one-line HessdynError."""
     run_dir = Path(run_dir)
-    record = read_run_record(run_dir)
+    run = RunDir(run_dir)
+    record = run.read_record()
     if record is None:
         raise HessdynError(
             f"{run_dir} is not a hessdyn run (no run.json); pass run_dir=<a folder written by hessdyn train>"
         )
     config = load_run_config(run_dir)
-    checkpoints = list_checkpoints(run_dir)
+    checkpoints = run.checkpoints()
     if not checkpoints:
         raise HessdynError(f"{run_dir} has no checkpoints yet; train it first (hessdyn train ...)")
     dataset_cfg = config.dataset

@@ -1,37 +1,21 @@
-"""Everything measured at one checkpoint: spectrum, traces, bounds, localization, alignment, optimizer view.
-
-The result is a set of tidy rows (one list per output table) plus the eigenvector blocks; nothing here
-touches files, so a checkpoint's result depends only on its inputs (model, data, settings, start block).
+"""What each metric group measures at one checkpoint: one function per group, each adding rows to the
+checkpoint's tables (columns: :mod:`hessdyn.store.registry`). :mod:`hessdyn.analysis.groups` runs the
+groups that are on, in order; ``spectrum`` always first, since every other group uses its eigenpairs.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from hessdyn.analysis.checkpoint import Checkpoint
 from hessdyn.config import schema as s
-from hessdyn.curvature import (
-    CurvatureOperator,
-    DiagonalConjugate,
-    HessianMode,
-    HessianSet,
-    curvature_operator,
-)
+from hessdyn.curvature import DiagonalConjugate
 from hessdyn.curvature.risk import EmpiricalRisk
-from hessdyn.solvers import (
-    DenseSpectrum,
-    EigenResult,
-    dense_eigh,
-    eigsh_topk,
-    full_spectrum,
-    hutch_plus_plus,
-    spectral_density,
-)
+from hessdyn.solvers import EigenResult, eigsh_topk, hutch_plus_plus, spectral_density
 from hessdyn.trajectory import (
     adam_preconditioner,
     adam_threshold,
@@ -51,81 +35,203 @@ from hessdyn.trajectory import (
 
 TOP_PARAMS_RANKS = 3  # leading eigenvectors whose heaviest parameters are listed
 TOP_PARAMS_COUNT = 10
+DENSITY_GRID = 400
 
 
-@dataclass
-class CheckpointInputs:
-    step: int
-    epoch: float
-    model: nn.Module
-    checkpoint: dict[str, Any]
-    hessian_set: HessianSet
-    settings: s.AnalysisConfig
-    optimizer_cfg: s.OptimizerConfig
-    dtype: torch.dtype
-    start_top: torch.Tensor | None = None  # (k, P) previous checkpoint's eigenvectors (warm start)
-    start_bottom: torch.Tensor | None = None
-    previous_theta: torch.Tensor | None = None  # flat parameters at the previous analyzed checkpoint
-    previous_top: torch.Tensor | None = None  # eigenvectors at the previous analyzed checkpoint
+def _eigenpair_rows(step: int, which: str, res: EigenResult) -> list[dict[str, Any]]:
+    """spectrum.csv rows of one solve; the localization columns stay empty unless that group fills them."""
+    return [
+        {
+            "step": step,
+            "which": which,
+            "rank": i + 1,
+            "eigenvalue": float(res.eigenvalues[i]),
+            "residual": float(res.residuals[i]),
+            "rel_residual": float(res.relative_residuals[i]),
+            "converged": bool(res.converged[i]),
+            "ipr": math.nan,
+            "ipr_normalized": math.nan,
+            "count_50": math.nan,
+            "count_90": math.nan,
+        }
+        for i in range(res.eigenvalues.shape[0])
+    ]
 
 
-@dataclass
-class CheckpointResult:
-    step: int
-    top: EigenResult
-    bottom: EigenResult | None
-    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    hvps: int = 0
-    wall_s: float = 0.0
-
-
-def hessian_mode(settings: s.AnalysisConfig, optimizer_cfg: s.OptimizerConfig) -> HessianMode:
-    # AdamW's decay is decoupled from the loss, so it has no Hessian term; others add (c/2)||θ||².
-    decay = (
-        optimizer_cfg.weight_decay if settings.include_weight_decay and optimizer_cfg.name != "adamw" else 0.0
+def measure_spectrum(c: Checkpoint) -> None:
+    """Top-k eigenpairs, and the summary row's basics: loss and gradient on the Hessian set (the objective
+    the Hessian is taken of), the learning rate and η·λmax."""
+    inp, cfg = c.inputs, c.settings
+    top = c.top = c.solve(min(cfg.top_k, c.op.size), "largest", inp.start_top, c.seed)
+    c.table_rows("spectrum").extend(_eigenpair_rows(inp.step, "top", top))
+    c.summary.update(
+        step=inp.step,
+        epoch=inp.epoch,
+        num_params=c.op.size,
+        hessian_set_size=int(inp.hessian_set.y.shape[0]),
+        lambda_max=float(top.eigenvalues[0]),
+        lambda_min=float(c.full.eigenvalues.min()) if c.full is not None else math.nan,
+        n_converged=int(top.converged.sum()),
+        all_converged=bool(top.all_converged),
     )
-    return HessianMode(batchnorm=settings.batchnorm.value, weight_decay=decay)
-
-
-def build_operator(
-    model: nn.Module, hset: HessianSet, settings: s.AnalysisConfig, mode: HessianMode, dtype: torch.dtype
-) -> CurvatureOperator:
-    return curvature_operator(
-        model,
-        hset.x,
-        hset.y,
-        curvature=settings.curvature.value,
-        batch_size=settings.batch_size,
-        mode=mode,
-        dtype=dtype,
+    risk = EmpiricalRisk(
+        inp.model,
+        inp.hessian_set.x,
+        inp.hessian_set.y,
+        batch_size=cfg.batch_size,
+        mode=c.mode,
+        dtype=inp.dtype,
     )
-
-
-def _solve(
-    op: CurvatureOperator,
-    k: int,
-    which: str,
-    settings: s.AnalysisConfig,
-    start: torch.Tensor | None,
-    seed: int,
-    full: DenseSpectrum | None = None,
-) -> EigenResult:
-    if full is not None:  # the dense path: one P×P diagonalization serves the top, the bottom and the traces
-        return dense_eigh(op, k, which=which, tol=settings.tol, spectrum=full)
-    method = settings.solver.value
-    v0 = start if (settings.warm_start and start is not None and start.shape == (k, op.size)) else None
-    return eigsh_topk(
-        op, k, which=which, tol=settings.tol, max_hvps=settings.max_hvps, v0=v0, seed=seed, method=method
+    lg = risk.loss_and_gradient()
+    c.gradient, c.theta = lg.gradient, risk.flat_params().to(torch.float64)
+    lr = float(inp.checkpoint.get("lr", inp.optimizer_cfg.lr))
+    c.summary.update(
+        loss=lg.loss,
+        grad_norm=float(lg.gradient.norm()),
+        lr=lr,
+        sharpness_lr=lr * c.summary["lambda_max"],
+        stability_threshold=math.nan,
+        precond_lambda_max=math.nan,
+        precond_threshold=math.nan,
     )
 
 
-def _stability(optimizer_cfg: s.OptimizerConfig, lr: float) -> tuple[float, str | None]:
+def measure_bottom(c: Checkpoint) -> None:
+    """The ``bottom_k`` smallest eigenpairs (negative curvature)."""
+    cfg = c.settings
+    if cfg.bottom_k <= 0:
+        return
+    bottom = c.bottom = c.solve(min(cfg.bottom_k, c.op.size), "smallest", c.inputs.start_bottom, c.seed + 1)
+    c.table_rows("spectrum").extend(_eigenpair_rows(c.inputs.step, "bottom", bottom))
+    if c.full is None:  # the dense path has the exact minimum already
+        c.summary["lambda_min"] = float(bottom.eigenvalues[0])
+
+
+def measure_localization(c: Checkpoint) -> None:
+    """IPR and mass concentration of the top eigenvectors (in spectrum.csv), their heaviest entries
+    (top_params.csv) and their mass per parameter tensor (layer_mass.csv)."""
+    step, V, layout = c.inputs.step, c.top_pairs().eigenvectors, c.op.layout
+    iprs, nipr = ipr(V), normalized_ipr(V)
+    top_rows = [r for r in c.table_rows("spectrum") if r["which"] == "top"]
+    for i, row in enumerate(top_rows):
+        conc = mass_concentration(V[i], layout, top_n=TOP_PARAMS_COUNT)
+        row.update(
+            ipr=float(iprs[i]),
+            ipr_normalized=float(nipr[i]),
+            count_50=int(conc.count_50),
+            count_90=int(conc.count_90),
+        )
+        if i < TOP_PARAMS_RANKS:
+            c.table_rows("top_params").extend(
+                {
+                    "step": step,
+                    "rank": i + 1,
+                    "position": pos + 1,
+                    "index": int(conc.indices[pos]),
+                    "param": str(conc.params[pos]),
+                    "entry": str(tuple(int(x) for x in conc.multi_indices[pos])),
+                    "value": float(conc.values[pos]),
+                    "mass": float(conc.mass[pos]),
+                }
+                for pos in range(len(conc.indices))
+            )
+    mass = layer_mass(V, layout)
+    c.table_rows("layer_mass").extend(
+        {"step": step, "rank": i + 1, "param": name, "mass": float(mass.mass[i, j])}
+        for i in range(mass.mass.shape[0])
+        for j, name in enumerate(mass.names)
+    )
+
+
+def measure_trace(c: Checkpoint) -> None:
+    """tr(H), tr(H²) and the Wolkowicz–Styan bound: exact on the dense path, Hutch++ estimates otherwise."""
+    summary = c.summary
+    if c.full is not None:
+        ev = c.full.eigenvalues
+        ws = ws_bound_from_eigenvalues(ev)
+        summary.update(
+            trace=float(ev.sum()),
+            trace_se=0.0,
+            trace_sq=float((ev**2).sum()),
+            trace_sq_se=0.0,
+            ws_bound=ws.upper,
+            ws_bound_se=0.0,
+            ws_lower=ws.lower,
+        )
+    else:
+        tr = hutch_plus_plus(c.op, c.settings.trace_hvps, seed=c.seed + 2)
+        est = ws_bound_from_estimates(
+            tr.trace, tr.trace_sq, c.op.size, trace_se=tr.trace_se, trace_sq_se=tr.trace_sq_se
+        )
+        summary.update(
+            trace=tr.trace,
+            trace_se=tr.trace_se,
+            trace_sq=tr.trace_sq,
+            trace_sq_se=tr.trace_sq_se,
+            ws_bound=est.point.upper,
+            ws_bound_se=est.upper_se,
+            ws_lower=est.point.lower,
+            ws_bound_hi=est.upper_interval.high,
+            ws_variance_clipped=est.point.variance_clipped,
+        )
+    summary["lambda_max_over_ws"] = (
+        summary["lambda_max"] / summary["ws_bound"] if summary["ws_bound"] else math.nan
+    )
+
+
+def measure_alignment(c: Checkpoint) -> None:
+    """Share of the gradient, and of the update since the previous analyzed checkpoint, in the top-k space."""
+    inp, V = c.inputs, c.top_pairs().eigenvectors
+    assert c.gradient is not None and c.theta is not None  # set by the spectrum group
+    c.summary["grad_alignment"] = float(top_space_alignment(V, c.gradient).fraction)
+    c.summary["update_alignment"] = math.nan
+    if inp.previous_theta is not None and inp.previous_top is not None:
+        c.summary["update_alignment"] = float(
+            update_alignment(inp.previous_top, inp.previous_theta, c.theta).fraction
+        )
+
+
+def measure_optimizer(c: Checkpoint) -> None:
+    """The optimizer's stability threshold, and for adaptive optimizers the preconditioned λmax."""
+    inp, cfg = c.inputs, c.settings
+    threshold, kind = stability_threshold(inp.optimizer_cfg, c.summary["lr"])
+    if kind == "raw":
+        c.summary["stability_threshold"] = threshold
+    elif kind == "preconditioned":
+        c.summary["precond_threshold"] = threshold
+        d = _preconditioner(inp.optimizer_cfg, inp.checkpoint["optimizer"], inp.model, c.op.layout.names)
+        if d is not None:
+            pre = eigsh_topk(
+                DiagonalConjugate(c.op, d), 1, tol=cfg.tol, max_hvps=cfg.max_hvps, seed=c.seed + 3
+            )
+            c.summary["precond_lambda_max"] = float(pre.eigenvalues[0])
+            c.summary["precond_converged"] = bool(pre.converged[0])
+
+
+def measure_density(c: Checkpoint) -> None:
+    """The spectral density (stochastic Lanczos quadrature) on a grid."""
+    cfg = c.settings
+    dens = spectral_density(
+        c.op,
+        cfg.density_probes,
+        cfg.density_steps,
+        seed=c.seed + 4,
+        sigma=cfg.density_sigma or None,
+        num_grid=DENSITY_GRID,
+    )
+    c.table_rows("density").extend(
+        {"step": c.inputs.step, "eigenvalue": float(x), "density": float(y)}
+        for x, y in zip(dens.grid.tolist(), dens.density.tolist(), strict=True)
+    )
+
+
+def stability_threshold(optimizer_cfg: s.OptimizerConfig, lr: float) -> tuple[float, str | None]:
     """Threshold for raw λmax (SGD-like) or for the preconditioned λmax (adaptive), and which it is for.
 
     At lr = 0 (the last step of a cosine schedule) there is no dynamics to be stable or not: the threshold
     is NaN, and the preconditioned λmax is still measured."""
     if not lr > 0:
-        _, kind = _stability(optimizer_cfg, 1.0)
+        _, kind = stability_threshold(optimizer_cfg, 1.0)
         return math.nan, kind
     if isinstance(optimizer_cfg, s.MomentumConfig):
         if optimizer_cfg.nesterov:
@@ -155,188 +261,3 @@ def _preconditioner(
     if isinstance(optimizer_cfg, s.RMSpropConfig):
         return rmsprop_preconditioner(state, shapes, param_ids=ids).inverse_sqrt()
     return None
-
-
-def analyze_checkpoint(inp: CheckpointInputs) -> CheckpointResult:
-    """Measure one checkpoint; see the module docstring and docs/design.md for the table columns."""
-    t0 = time.perf_counter()
-    cfg = inp.settings
-    mode = hessian_mode(cfg, inp.optimizer_cfg)
-    op = build_operator(inp.model, inp.hessian_set, cfg, mode, inp.dtype)
-    layout = op.layout
-    size = op.size
-    k = min(cfg.top_k, size)
-    on = set(cfg.metrics) | {s.MetricGroup.spectrum}
-    seed = cfg.seed + inp.step
-
-    full = full_spectrum(op) if cfg.solver == s.Solver.dense else None
-    top = _solve(op, k, "largest", cfg, inp.start_top, seed, full)
-    bottom = None
-    if s.MetricGroup.bottom in on and cfg.bottom_k > 0:
-        bottom = _solve(op, min(cfg.bottom_k, size), "smallest", cfg, inp.start_bottom, seed + 1, full)
-
-    V = top.eigenvectors
-    rows: dict[str, list[dict[str, Any]]] = {
-        "spectrum": [],
-        "layer_mass": [],
-        "summary": [],
-        "top_params": [],
-        "density": [],
-    }
-    iprs = ipr(V) if s.MetricGroup.localization in on else None
-    nipr = normalized_ipr(V) if s.MetricGroup.localization in on else None
-    for part, res in (("top", top), ("bottom", bottom)):
-        if res is None:
-            continue
-        for i in range(res.eigenvalues.shape[0]):
-            row = {
-                "step": inp.step,
-                "which": part,
-                "rank": i + 1,
-                "eigenvalue": float(res.eigenvalues[i]),
-                "residual": float(res.residuals[i]),
-                "rel_residual": float(res.relative_residuals[i]),
-                "converged": bool(res.converged[i]),
-                "ipr": math.nan,
-                "ipr_normalized": math.nan,
-                "count_50": math.nan,
-                "count_90": math.nan,
-            }
-            if part == "top" and iprs is not None:
-                conc = mass_concentration(V[i], layout, top_n=TOP_PARAMS_COUNT)
-                row.update(
-                    ipr=float(iprs[i]),
-                    ipr_normalized=float(nipr[i]),
-                    count_50=int(conc.count_50),
-                    count_90=int(conc.count_90),
-                )
-                if i < TOP_PARAMS_RANKS:
-                    for pos in range(len(conc.indices)):
-                        rows["top_params"].append(
-                            {
-                                "step": inp.step,
-                                "rank": i + 1,
-                                "position": pos + 1,
-                                "index": int(conc.indices[pos]),
-                                "param": str(conc.params[pos]),
-                                "entry": str(tuple(int(x) for x in conc.multi_indices[pos])),
-                                "value": float(conc.values[pos]),
-                                "mass": float(conc.mass[pos]),
-                            }
-                        )
-            rows["spectrum"].append(row)
-    if s.MetricGroup.localization in on:
-        mass = layer_mass(V, layout)
-        for i in range(mass.mass.shape[0]):
-            for j, name in enumerate(mass.names):
-                rows["layer_mass"].append(
-                    {"step": inp.step, "rank": i + 1, "param": name, "mass": float(mass.mass[i, j])}
-                )
-
-    summary: dict[str, Any] = {
-        "step": inp.step,
-        "epoch": inp.epoch,
-        "num_params": size,
-        "hessian_set_size": int(inp.hessian_set.y.shape[0]),
-        "lambda_max": float(top.eigenvalues[0]),
-        "lambda_min": float(bottom.eigenvalues[0]) if bottom is not None else math.nan,
-        "n_converged": int(top.converged.sum()),
-        "all_converged": bool(top.all_converged),
-    }
-    if full is not None:
-        summary["lambda_min"] = float(full.eigenvalues.min())
-
-    # Traces and the Wolkowicz–Styan bound: exact on the dense path, Hutch++ estimates otherwise.
-    if s.MetricGroup.trace in on:
-        if full is not None:
-            ev = full.eigenvalues
-            ws = ws_bound_from_eigenvalues(ev)
-            summary.update(
-                trace=float(ev.sum()),
-                trace_se=0.0,
-                trace_sq=float((ev**2).sum()),
-                trace_sq_se=0.0,
-                ws_bound=ws.upper,
-                ws_bound_se=0.0,
-                ws_lower=ws.lower,
-            )
-        else:
-            tr = hutch_plus_plus(op, cfg.trace_hvps, seed=seed + 2)
-            est = ws_bound_from_estimates(
-                tr.trace, tr.trace_sq, size, trace_se=tr.trace_se, trace_sq_se=tr.trace_sq_se
-            )
-            summary.update(
-                trace=tr.trace,
-                trace_se=tr.trace_se,
-                trace_sq=tr.trace_sq,
-                trace_sq_se=tr.trace_sq_se,
-                ws_bound=est.point.upper,
-                ws_bound_se=est.upper_se,
-                ws_lower=est.point.lower,
-                ws_bound_hi=est.upper_interval.high,
-                ws_variance_clipped=est.point.variance_clipped,
-            )
-        summary["lambda_max_over_ws"] = (
-            summary["lambda_max"] / summary["ws_bound"] if summary["ws_bound"] else math.nan
-        )
-
-    # Loss and gradient on the same objective the Hessian is taken of.
-    risk = EmpiricalRisk(
-        inp.model, inp.hessian_set.x, inp.hessian_set.y, batch_size=cfg.batch_size, mode=mode, dtype=inp.dtype
-    )
-    lg = risk.loss_and_gradient()
-    summary.update(loss=lg.loss, grad_norm=float(lg.gradient.norm()))
-    theta = risk.flat_params().to(torch.float64)
-    if s.MetricGroup.alignment in on:
-        summary["grad_alignment"] = float(top_space_alignment(V, lg.gradient).fraction)
-        summary["update_alignment"] = math.nan
-        if inp.previous_theta is not None and inp.previous_top is not None:
-            summary["update_alignment"] = float(
-                update_alignment(inp.previous_top, inp.previous_theta, theta).fraction
-            )
-
-    lr = float(inp.checkpoint.get("lr", inp.optimizer_cfg.lr))
-    summary.update(
-        lr=lr,
-        sharpness_lr=lr * summary["lambda_max"],
-        stability_threshold=math.nan,
-        precond_lambda_max=math.nan,
-        precond_threshold=math.nan,
-    )
-    if s.MetricGroup.optimizer in on:
-        threshold, kind = _stability(inp.optimizer_cfg, lr)
-        if kind == "raw":
-            summary["stability_threshold"] = threshold
-        elif kind == "preconditioned":
-            summary["precond_threshold"] = threshold
-            d = _preconditioner(inp.optimizer_cfg, inp.checkpoint["optimizer"], inp.model, layout.names)
-            if d is not None:
-                pre = eigsh_topk(
-                    DiagonalConjugate(op, d), 1, tol=cfg.tol, max_hvps=cfg.max_hvps, seed=seed + 3
-                )
-                summary["precond_lambda_max"] = float(pre.eigenvalues[0])
-                summary["precond_converged"] = bool(pre.converged[0])
-
-    if s.MetricGroup.density in on:
-        dens = spectral_density(
-            op,
-            cfg.density_probes,
-            cfg.density_steps,
-            seed=seed + 4,
-            sigma=cfg.density_sigma or None,
-            num_grid=400,
-        )
-        rows["density"] = [
-            {"step": inp.step, "eigenvalue": float(x), "density": float(y)}
-            for x, y in zip(dens.grid.tolist(), dens.density.tolist(), strict=True)
-        ]
-
-    summary["hvps"] = op.num_hvps
-    summary["wall_s"] = time.perf_counter() - t0
-    rows["summary"] = [summary]
-    return CheckpointResult(inp.step, top, bottom, rows, op.num_hvps, summary["wall_s"])
-
-
-def flat_parameters(model: nn.Module, names: tuple[str, ...]) -> torch.Tensor:
-    params = dict(model.named_parameters())
-    return torch.cat([params[n].detach().reshape(-1).to(torch.float64) for n in names])

@@ -1,25 +1,23 @@
 """Dinh et al. (2017) at one checkpoint: α-rescaled copies of a ReLU MLP and how each sharpness measure moves.
 
 The function is unchanged (``output_diff`` ~ 0) while λmax and the trace move with α; θᵀHθ and
-λmax(diag|θ| H diag|θ|) stay put; ε-sharpness (Keskar, box radius ε(|θ|+1)) only approximately.
+λmax(diag|θ| H diag|θ|) stay put; ε-sharpness (Keskar, box radius ε(|θ|+1)) only approximately. Every
+measure is of the analysis' objective: the Hessian set, its batching, and the Hessian mode.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
+from typing import Any
 
-import pandas as pd
 import torch
 
+from hessdyn.analysis.checkpoint import build_operator, hessian_mode
 from hessdyn.analysis.loading import RunContext
-from hessdyn.analysis.per_checkpoint import build_operator, hessian_mode
-from hessdyn.analysis.tables import write_csv
 from hessdyn.config import schema as s
-from hessdyn.curvature import CurvatureOperator
+from hessdyn.curvature import CurvatureOperator, EmpiricalRisk
 from hessdyn.reparam import (
-    FlatLoss,
     alpha_grid,
     alpha_rescale,
     max_output_difference,
@@ -27,16 +25,16 @@ from hessdyn.reparam import (
     sharpness_measures,
 )
 from hessdyn.solvers import eigsh_topk, hutch_plus_plus
+from hessdyn.store import AnalysisDir
 
 log = logging.getLogger("hessdyn.analyze")
 
 
 def reparam_rows(
-    ctx: RunContext, out_dir: Path, settings: s.AnalysisConfig, dtype: torch.dtype, step: int
+    ctx: RunContext, adir: AnalysisDir, settings: s.AnalysisConfig, dtype: torch.dtype, step: int
 ) -> None:
     """reparam.csv at checkpoint ``step`` over ``settings.reparam_alphas``; skipped for non-ReLU models."""
-    path = out_dir / "reparam.csv"
-    if path.exists():
+    if adir.has_table("reparam"):
         return
     model, _ = ctx.load(step)
     try:
@@ -46,8 +44,6 @@ def reparam_rows(
         return
     mode = hessian_mode(settings, ctx.config.optimizer)
     x, y = ctx.hessian_set.x, ctx.hessian_set.y
-    size = x.shape[0] if settings.batch_size is None else settings.batch_size
-    batches = [(x[i : i + size].to(dtype), y[i : i + size]) for i in range(0, x.shape[0], size)]
     base = model.to(dtype)
 
     def top(op: CurvatureOperator) -> float:
@@ -58,13 +54,12 @@ def reparam_rows(
     def trace(op: CurvatureOperator) -> float:
         return hutch_plus_plus(op, settings.trace_hvps, seed=settings.seed).trace
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for point in alpha_grid(len(layers), settings.reparam_alphas):
         scaled = alpha_rescale(base, point.scalings).model
-        op = build_operator(scaled, ctx.hessian_set, settings, mode, dtype)
         measures = sharpness_measures(
-            FlatLoss(scaled, batches),
-            hessian=op,
+            EmpiricalRisk(scaled, x, y, batch_size=settings.batch_size, mode=mode, dtype=dtype),
+            hessian=build_operator(scaled, ctx.hessian_set, settings, mode, dtype),
             top_eigenvalue=top,
             trace=trace,
             epsilon=settings.eps_sharpness,
@@ -85,4 +80,4 @@ def reparam_rows(
                 "scaled_lambda_max": measures.scale_invariant_lambda_max,
             }
         )
-    write_csv(path, pd.DataFrame(rows))
+    adir.write_table("reparam", rows)

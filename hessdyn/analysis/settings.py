@@ -1,23 +1,18 @@
-"""Analysis settings: the folder they write to, their fingerprint, and which checkpoints they cover."""
+"""Analysis settings: their fingerprint, which checkpoints they cover, and whether they are done."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from hessdyn.config import schema as s
+from hessdyn.store import RunDir
 
 # Settings that change where or how fast results are computed, not the results themselves.
 NON_RESULT_SETTINGS = ("name", "device")
-
-
-def analysis_dir(run_dir: str | Path, name: str) -> Path:
-    """``RUN_DIR/analysis`` for the default settings name, ``RUN_DIR/analysis-<name>`` otherwise."""
-    return Path(run_dir) / ("analysis" if name == "default" else f"analysis-{name}")
 
 
 def settings_dict(cfg: s.AnalysisConfig) -> dict[str, Any]:
@@ -51,5 +46,8 @@ def select_checkpoints(steps: list[int], cfg: s.AnalysisConfig) -> list[int]:
     return [x for x in steps if x in wanted]
 
 
-def metric_on(cfg: s.AnalysisConfig, group: s.MetricGroup) -> bool:
-    return group in cfg.metrics or group == s.MetricGroup.spectrum
+def analysis_complete(run: RunDir, settings: s.AnalysisConfig) -> bool:
+    """The analysis of ``run`` with ``settings`` has nothing left to do (same settings, same checkpoints,
+    every one done): the one rule ``hessdyn analyze`` and ``hessdyn run`` skip by."""
+    steps = select_checkpoints(run.checkpoint_steps(), settings)
+    return run.analysis(settings.name).is_complete(settings_fingerprint(settings), steps)

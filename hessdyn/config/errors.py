@@ -8,7 +8,7 @@ class HessdynError(Exception):
 
 
 class DirectoryInUse(HessdynError):
-    """Another process holds the folder's write lock (see hessdyn.io.exclusive_dir); nothing was written."""
+    """Another process holds the folder's write lock (see hessdyn.store.exclusive_dir); nothing was written."""
 
 
 class ConfigValueError(HessdynError, ValueError):

@@ -145,6 +145,20 @@ class EmpiricalRisk:
         """θ as a flat (P,) vector in the risk's dtype."""
         return self.layout.flatten([p.detach() for p in self.params])
 
+    def loss_at(self, theta: torch.Tensor) -> torch.Tensor:
+        """L(θ) at a flat (P,) θ in layout order, differentiable with respect to θ: the flat-θ view of this
+        risk (same data, weighting, mode and weight-decay term), for functions of θ such as ε-sharpness.
+
+        The risk's own parameters are not used or changed; θ may be any point (e.g. θ + δ in a box).
+        """
+        if theta.shape != (self.size,):
+            raise ValueError(f"expected a ({self.size},) parameter vector, got {tuple(theta.shape)}")
+        params = self.layout.unflatten(theta)
+        total = sum((self.batch_loss(params, batch) for batch in self.batches), theta.new_zeros(()))
+        if self.decay_mask is not None:
+            total = total + 0.5 * self.mode.weight_decay * (self.decay_mask * theta).pow(2).sum()
+        return total
+
     def add_weight_decay(self, out: torch.Tensor, vecs: torch.Tensor) -> torch.Tensor:
         """out + c·mask⊙vecs for (P,) or (P, m) tensors: the L2 term's share of a curvature product."""
         if self.decay_mask is None:

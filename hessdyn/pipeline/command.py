@@ -20,14 +20,13 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from hessdyn.analysis.settings import analysis_dir, select_checkpoints, settings_fingerprint
+from hessdyn.analysis.settings import analysis_complete
 from hessdyn.commands.preflight import compose_jobs
 from hessdyn.config import to_object
 from hessdyn.config.errors import HessdynError
-from hessdyn.io import read_json
-from hessdyn.training.checkpoints import list_checkpoints
+from hessdyn.report.folders import index_page
+from hessdyn.store import RunDir, sweep_report_dir
 from hessdyn.training.command import check_run_dir, job_output_dir
-from hessdyn.training.run_record import read_run_record
 
 USAGE = """usage: hessdyn run [experiment=NAME] [train overrides] [hydra/launcher=joblib|submitit_local|submitit_slurm]
 
@@ -41,13 +40,15 @@ examples:
   hessdyn run experiment=optimizer_dynamics hydra/launcher=joblib
 """
 
-FINISHED = ("completed", "diverged")
-
 
 @dataclass(frozen=True)
 class Job:
     run_dir: Path
     cfg: DictConfig
+
+    @property
+    def run(self) -> RunDir:
+        return RunDir(self.run_dir)
 
 
 def plan(overrides: list[str]) -> list[Job]:
@@ -71,30 +72,15 @@ def _call(args: list[str]) -> int:
     return subprocess.run([sys.executable, "-m", "hessdyn", *args], env=env, check=False).returncode
 
 
-def _analysis_done(job: Job) -> bool:
-    settings = to_object(job.cfg).analysis
-    meta_path = analysis_dir(job.run_dir, settings.name) / "analysis.json"
-    if not meta_path.exists():
-        return False
-    meta = read_json(meta_path)
-    steps = select_checkpoints([st for st, _ in list_checkpoints(job.run_dir)], settings)
-    return (
-        meta.get("status") == "complete"
-        and meta.get("fingerprint") == settings_fingerprint(settings)
-        and meta.get("selected_steps") == steps
-    )
-
-
 def _report_fresh(report_dir: Path, jobs: list[Job]) -> bool:
-    index = report_dir / "index.html"
+    index = index_page(report_dir)
     if not index.exists():
         return False
     built = index.stat().st_mtime
     inputs = []
     for job in jobs:
-        inputs.append(job.run_dir / "run.json")
-        settings = to_object(job.cfg).analysis
-        inputs.append(analysis_dir(job.run_dir, settings.name) / "analysis.json")
+        inputs.append(job.run.run_json)
+        inputs.append(job.run.analysis(to_object(job.cfg).analysis.name).meta_path)
     return all(p.stat().st_mtime <= built for p in inputs if p.exists())
 
 
@@ -118,7 +104,7 @@ def run_pipeline(overrides: list[str]) -> int:
     print(f"hessdyn run: {len(jobs)} run(s) in {sweep_dir}", file=sys.stderr)
 
     # 1. train (Hydra multirun through the chosen launcher); finished runs are skipped inside each job.
-    pending = [j for j in jobs if (read_run_record(j.run_dir) or {}).get("status") not in FINISHED]
+    pending = [j for j in jobs if not j.run.status().finished]
     if pending:
         rc = _call(["train", "-m", *overrides])
         if rc != 0:
@@ -128,8 +114,8 @@ def run_pipeline(overrides: list[str]) -> int:
         print(f"hessdyn run: train: all {len(jobs)} run(s) finished, skipped", file=sys.stderr)
 
     # 2. analyze every run that has checkpoints, with the settings its experiment chose.
-    analyzable = [j for j in jobs if list_checkpoints(j.run_dir)]
-    todo = [j for j in analyzable if not _analysis_done(j)]
+    analyzable = [j for j in jobs if j.run.checkpoints()]
+    todo = [j for j in analyzable if not analysis_complete(j.run, to_object(j.cfg).analysis)]
     if todo:
         args = ["analyze", "settings_from_run=true", *_launcher_overrides(overrides)]
         if len(todo) == 1:
@@ -144,7 +130,7 @@ def run_pipeline(overrides: list[str]) -> int:
         print(f"hessdyn run: analyze: all {len(analyzable)} run(s) analyzed, skipped", file=sys.stderr)
 
     # 3. report over the experiment's folder, with the experiment's report settings.
-    report_dir = sweep_dir / "report"
+    report_dir = sweep_report_dir(sweep_dir)
     if _report_fresh(report_dir, jobs):
         print(f"hessdyn run: report: {report_dir} is up to date, skipped", file=sys.stderr)
         return 0
@@ -156,7 +142,7 @@ def run_pipeline(overrides: list[str]) -> int:
     ]
     rc = _call(args)
     if rc == 0:
-        print(f"hessdyn run: done; open {report_dir / 'index.html'}", file=sys.stderr)
+        print(f"hessdyn run: done; open {index_page(report_dir)}", file=sys.stderr)
     return rc
 
 

@@ -1,10 +1,9 @@
 """Dinh et al. (2017) α-rescaling of ReLU MLPs and sharpness measures, with which of them are invariant.
 
-Pure functions of models, flat parameter vectors and curvature operators (hessdyn.curvature); no files, no
-configuration.
+Pure functions of models, flat parameter vectors and curvature operators (hessdyn.curvature); the loss is
+evaluated through :class:`hessdyn.curvature.EmpiricalRisk`'s flat-θ view. No files, no configuration.
 """
 
-from hessdyn.reparam.flat_loss import FlatLoss, LossHessian
 from hessdyn.reparam.rescaling import (
     AlphaRescaling,
     AlphaScaling,
@@ -29,8 +28,6 @@ __all__ = [
     "AlphaRescaling",
     "AlphaScaling",
     "EpsilonSharpness",
-    "FlatLoss",
-    "LossHessian",
     "SharpnessMeasures",
     "alpha_grid",
     "alpha_rescale",

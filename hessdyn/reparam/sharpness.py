@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 import torch
 
+from hessdyn.curvature.hessian import HessianOperator
 from hessdyn.curvature.operator import CurvatureOperator, DiagonalConjugate
-from hessdyn.reparam.flat_loss import FlatLoss
+from hessdyn.curvature.risk import EmpiricalRisk
 from hessdyn.solvers import eigsh_topk
 
 TopEigenvalueFn = Callable[[CurvatureOperator], float]
@@ -83,7 +84,7 @@ def epsilon_sharpness(
     """ε-sharpness of ``loss`` around ``theta`` (flat ``(P,)``).
 
     Args:
-        loss: scalar function of a flat parameter vector (e.g. a :class:`FlatLoss`), differentiable.
+        loss: scalar function of a flat parameter vector (e.g. :meth:`EmpiricalRisk.loss_at`), differentiable.
         epsilon: box size relative to ``|θ_i| + offset`` (Keskar et al. use 1e-3 and 5e-4).
         offset: 1 as in Keskar et al.; 0 makes the box, hence the measure, α-rescaling invariant.
         steps: ascent steps; the loss is evaluated ``steps + 1`` times and the largest value is kept.
@@ -135,7 +136,7 @@ class SharpnessMeasures:
 
 
 def sharpness_measures(
-    flat_loss: FlatLoss,
+    risk: EmpiricalRisk,
     *,
     hessian: CurvatureOperator | None = None,
     top_eigenvalue: TopEigenvalueFn = local_top_eigenvalue,
@@ -145,14 +146,14 @@ def sharpness_measures(
     steps: int = 20,
     seed: int = 0,
 ) -> SharpnessMeasures:
-    """All measures at ``flat_loss.theta``.
+    """All measures at the risk's parameters θ, of the risk's objective (its data, weighting and mode).
 
-    ``hessian`` defaults to ``flat_loss.hessian()`` (exact double-backward products); the analysis passes the
-    curvature package's operator, and its eigensolver / trace estimator as ``top_eigenvalue`` / ``trace``.
-    ``epsilon=None`` skips ε-sharpness.
+    ``hessian`` defaults to the risk's :class:`~hessdyn.curvature.HessianOperator`; the analysis passes its
+    configured operator (Hessian or GGN), and its eigensolver / trace estimator as ``top_eigenvalue`` /
+    ``trace``. ε-sharpness evaluates :meth:`EmpiricalRisk.loss_at`. ``epsilon=None`` skips ε-sharpness.
     """
-    operator = flat_loss.hessian() if hessian is None else hessian
-    theta = flat_loss.theta
+    operator = HessianOperator(risk) if hessian is None else hessian
+    theta = risk.flat_params()
     return SharpnessMeasures(
         lambda_max=float(top_eigenvalue(operator)),
         trace=None if trace is None else float(trace(operator)),
@@ -160,5 +161,5 @@ def sharpness_measures(
         scale_invariant_lambda_max=float(top_eigenvalue(scale_invariant_operator(operator, theta))),
         epsilon_sharpness=None
         if epsilon is None
-        else epsilon_sharpness(flat_loss, theta, epsilon=epsilon, offset=offset, steps=steps, seed=seed),
+        else epsilon_sharpness(risk.loss_at, theta, epsilon=epsilon, offset=offset, steps=steps, seed=seed),
     )

@@ -22,9 +22,9 @@ from scipy.special import stdtrit
 
 from hessdyn.report.bands import add_band
 from hessdyn.report.tables import SweepTables, converged, has_values
+from hessdyn.store import IN_MEANS, RunStatus
 
 STATS = ["mean", "sd", "lo", "hi", "band_lo", "band_hi", "n"]
-IN_MEANS = ("completed", "running")
 
 
 def t_band(values: Sequence[float] | np.ndarray, level: float) -> tuple[float, float, float, float, int]:
@@ -110,13 +110,11 @@ def combine(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 
 def leading(frame: pd.DataFrame, ranks: int) -> pd.DataFrame:
-    """Rows of the ``ranks`` leading eigenvectors: ``rank`` below the smallest rank present + ``ranks``
-    (so 1-based and 0-based rank columns both work)."""
+    """Rows of the ``ranks`` leading eigenvectors: ranks 1..``ranks`` (ranks are 1-based in every table)."""
     if "rank" not in frame.columns or frame.empty:
         return frame
     rank = pd.to_numeric(frame["rank"], errors="coerce")
-    first = rank.min()
-    return frame[(rank >= first) & (rank < first + ranks)]
+    return frame[(rank >= 1) & (rank <= ranks)]
 
 
 def leading_ranks(frame: pd.DataFrame, ranks: int) -> list[int]:
@@ -448,7 +446,7 @@ def density_data(tables: SweepTables, snapshots: int, level: float, grid_points:
                         {
                             "run": run,
                             "group": group,
-                            "status": "completed",
+                            "status": RunStatus.COMPLETED.value,
                             "step": step,
                             "eigenvalue": grid,
                             "density": values,
@@ -520,7 +518,7 @@ def summary_data(tables: SweepTables, ranks: int, level: float) -> pd.DataFrame:
     def add(frame: pd.DataFrame, value: str, metric: str) -> None:
         if frame.empty or value not in frame.columns:
             return
-        done = frame[frame["status"] == "completed"].assign(_k=0)
+        done = frame[frame["status"] == RunStatus.COMPLETED.value].assign(_k=0)
         parts.append(seed_series(done, ["_k"], value, metric, level, individual=False).drop(columns="_k"))
 
     train = tables.train

@@ -11,82 +11,19 @@ and adds the band that is drawn (``band_lo``, ``band_hi``):
   every seed's value is positive (an eigenvalue or a trace estimate may be negative; then nothing is cut);
 * on a log axis the lower edge is drawn no lower than ``LOG_FLOOR`` times the mean (:func:`on_log_axis`),
   one decade below the line, instead of at the axis bottom.
+
+Each metric's domain is registered with its table column (or as a derived metric) in
+:mod:`hessdyn.store.registry`; :func:`hessdyn.store.domain` looks it up.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
+from hessdyn.store import domain
+
 LOG_FLOOR = 0.1  # lowest band edge on a log axis, as a fraction of the mean
-
-
-@dataclass(frozen=True)
-class Domain:
-    """Valid range ``[low, high]`` of a metric; ``positive``: cut at 0 where every seed's value is > 0."""
-
-    low: float = -math.inf
-    high: float = math.inf
-    positive: bool = False
-
-
-FRACTION = Domain(0.0, 1.0)
-DISPLACEMENT = Domain(0.0, 2.0)
-NON_NEGATIVE = Domain(0.0)
-POSITIVE = Domain(positive=True)
-UNBOUNDED = Domain()
-
-DOMAINS: dict[str, Domain] = {
-    **dict.fromkeys(
-        (
-            "accuracy",
-            "final_train_accuracy",
-            "final_test_accuracy",
-            "grad_alignment",
-            "update_alignment",
-            "random_alignment",
-            "subspace_overlap",
-            "mass",
-        ),
-        FRACTION,
-    ),
-    **dict.fromkeys(("displacement_matched", "displacement_ranked", "mean_displacement"), DISPLACEMENT),
-    **dict.fromkeys(
-        ("crossings", "clusters", "density", "ws_bound_se", "trace_se", "eps_sharpness"), NON_NEGATIVE
-    ),
-    **dict.fromkeys(
-        (
-            "loss",
-            "final_train_loss",
-            "final_test_loss",
-            "eigenvalue",
-            "lambda_max",
-            "final_lambda_max",
-            "precond_lambda_max",
-            "scaled_lambda_max",
-            "stability_threshold",
-            "precond_threshold",
-            "stability_ratio",
-            "trace",
-            "ws_bound",
-            "lambda_max_over_ws",
-            "final_lambda_max_over_ws",
-            "ipr_normalized",
-            "ipr_normalized_null",
-            "final_ipr_normalized",
-            "theta_h_theta",
-        ),
-        POSITIVE,
-    ),
-}
-
-
-def domain(metric: str) -> Domain:
-    """The valid range of ``metric`` (unbounded for a metric not listed in :data:`DOMAINS`)."""
-    return DOMAINS.get(metric, UNBOUNDED)
 
 
 def add_band(frame: pd.DataFrame, all_positive: pd.Series | np.ndarray | bool = False) -> pd.DataFrame:

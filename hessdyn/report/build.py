@@ -23,6 +23,7 @@ from hessdyn.report.provenance import analysis_settings, environment_settings, r
 from hessdyn.report.runs import RunInfo
 from hessdyn.report.style import RC, FigureOptions, group_colors
 from hessdyn.report.tables import SweepTables, load_tables
+from hessdyn.store import RunStatus
 
 log = logging.getLogger("hessdyn")
 
@@ -60,7 +61,8 @@ def _ordered_groups(runs: Sequence[RunInfo]) -> list[str]:
 
 
 def _note(run: RunInfo, analyzed: bool, has_train: bool) -> str:
-    if run.status in ("diverged", "failed"):
+    status = RunStatus.parse(run.status)
+    if status.broken:
         return (
             f"{run.status}: drawn individually (dashed), not in means or the summary"
             if has_train or analyzed
@@ -70,9 +72,9 @@ def _note(run: RunInfo, analyzed: bool, has_train: bool) -> str:
         return "no data yet"
     parts = ["training"] + (["curvature"] if analyzed else [])
     text = " and ".join(parts)
-    if run.status == "running":
+    if status is RunStatus.RUNNING:
         text += " (up to its current step; not in the summary)"
-    elif run.status != "completed":
+    elif status is not RunStatus.COMPLETED:
         text += f" ({run.status}: not in means)"
     if not analyzed:
         text += "; not analyzed"
@@ -112,24 +114,27 @@ def _names(names: list[str], limit: int = 5) -> str:
 def partial_data_warnings(tables: SweepTables, runs: pd.DataFrame) -> list[str]:
     """One line per kind of incomplete data (not analyzed, diverged, running, ...)."""
     out = list(tables.warnings)
-    by_status = {s: list(runs.loc[runs["status"] == s, "run"]) for s in runs["status"].unique()}
-    if by_status.get("diverged"):
+    by_status = {
+        RunStatus.parse(s): list(runs.loc[runs["status"] == s, "run"]) for s in runs["status"].unique()
+    }
+    if by_status.get(RunStatus.DIVERGED):
         out.append(
-            f"diverged: {_names(by_status['diverged'])}; drawn individually up to divergence, left out of means and the summary"
+            f"diverged: {_names(by_status[RunStatus.DIVERGED])}; drawn individually up to divergence, left out of means and the summary"
         )
-    if by_status.get("failed"):
+    if by_status.get(RunStatus.FAILED):
         out.append(
-            f"failed: {_names(by_status['failed'])}; drawn individually where they have data, left out of means"
+            f"failed: {_names(by_status[RunStatus.FAILED])}; drawn individually where they have data, left out of means"
         )
-    if by_status.get("running"):
+    if by_status.get(RunStatus.RUNNING):
         out.append(
-            f"still running: {_names(by_status['running'])}; included up to their current step, not in the summary"
+            f"still running: {_names(by_status[RunStatus.RUNNING])}; included up to their current step, not in the summary"
         )
-    if by_status.get("unknown"):
+    if by_status.get(RunStatus.UNKNOWN):
         out.append(
-            f"no run.json (the job stopped before training began, or it is starting): {_names(by_status['unknown'])}"
+            "no run.json (the job stopped before training began, or it is starting): "
+            f"{_names(by_status[RunStatus.UNKNOWN])}"
         )
-    unanalyzed = list(runs.loc[~runs["analyzed"] & (runs["status"] != "unknown"), "run"])
+    unanalyzed = list(runs.loc[~runs["analyzed"] & (runs["status"] != RunStatus.UNKNOWN.value), "run"])
     if unanalyzed:
         out.append(
             f"not analyzed yet: {_names(unanalyzed)}; left out of the curvature figures (run hessdyn analyze)"

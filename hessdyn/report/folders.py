@@ -15,22 +15,32 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hessdyn.config.errors import HessdynError
+from hessdyn.store import RunDir, sweep_report_dir
 
 STAGING_MARK = ".staging-"
+INDEX = "index.html"
+RUNS = "runs.csv"
+
+
+def index_page(folder: Path) -> Path:
+    """The report's page inside its folder."""
+    return Path(folder) / INDEX
 
 
 def default_out(sweep_dir: str | None, run_dirs: Sequence[str]) -> Path:
     """``SWEEP/report``; for run directories alone ``RUN/report`` (one) or ``<common parent>/report``."""
     if sweep_dir:
-        return Path(sweep_dir).expanduser().resolve() / "report"
+        return sweep_report_dir(Path(sweep_dir).expanduser().resolve())
     if not run_dirs:
         raise HessdynError("nothing to report: give sweep_dir=PATH or run_dirs=[RUN,...]")
     paths = [str(Path(p).expanduser().resolve()) for p in run_dirs]
-    return Path(paths[0] if len(paths) == 1 else os.path.commonpath(paths)) / "report"
+    if len(paths) == 1:
+        return RunDir(paths[0]).report_dir
+    return sweep_report_dir(os.path.commonpath(paths))
 
 
 def is_report_dir(path: Path) -> bool:
-    return (path / "index.html").is_file() and (path / "runs.csv").is_file()
+    return index_page(path).is_file() and (path / RUNS).is_file()
 
 
 def check_replaceable(out: Path) -> None:

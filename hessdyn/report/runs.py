@@ -1,10 +1,7 @@
 """Finding the runs of a report and labelling them by a config key.
 
-A run directory is a folder with ``run.json`` (written by ``hessdyn train``), or, for a job that died
-before writing one, a ``.hydra/config.yaml`` of a training config (it has a ``trainer`` section). A sweep
-folder is searched recursively (Hydra's multirun layout ``SWEEP/<override_dirname>/``, or deeper);
-hidden folders and the folders a run writes itself (``checkpoints``, ``metrics``, ``analysis*``,
-``report``) are not searched.
+Runs are found by :func:`hessdyn.store.find_run_dirs` (a folder with ``run.json``, or the
+``.hydra/config.yaml`` of a training job that died before writing one), recursively below a sweep folder.
 """
 
 from __future__ import annotations
@@ -22,10 +19,10 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from hessdyn.config.errors import HessdynError
+from hessdyn.store import RunDir, RunStatus, find_run_dirs, is_run_dir
 
 log = logging.getLogger("hessdyn")
 
-_NOT_SEARCHED = {"checkpoints", "metrics", "report", "eigvecs", "__pycache__"}
 _MISSING = object()
 
 
@@ -33,8 +30,8 @@ _MISSING = object()
 class RunInfo:
     """One training run as the report sees it.
 
-    ``status`` is ``run.json``'s (``running|completed|diverged|failed``), or ``unknown`` when the job left
-    no ``run.json``.
+    ``status`` is ``run.json``'s (a :class:`hessdyn.store.RunStatus` value), or ``unknown`` when the job
+    left no ``run.json``.
     """
 
     path: Path
@@ -50,37 +47,7 @@ class RunInfo:
     @property
     def in_means(self) -> bool:
         """Whether the run enters the mean and band over seeds (see :mod:`hessdyn.report` for why)."""
-        return self.status in ("completed", "running")
-
-
-def is_run_dir(path: Path) -> bool:
-    if (path / "run.json").is_file():
-        return True
-    hydra_cfg = path / ".hydra" / "config.yaml"
-    if not hydra_cfg.is_file():
-        return False
-    try:
-        cfg = OmegaConf.load(hydra_cfg)
-    except Exception:
-        return False
-    return isinstance(cfg, DictConfig) and "trainer" in cfg
-
-
-def find_run_dirs(sweep_dir: Path) -> list[Path]:
-    """Run directories at or below ``sweep_dir``, sorted by path."""
-    found: list[Path] = []
-    for root, dirs, _files in os.walk(sweep_dir):
-        here = Path(root)
-        if is_run_dir(here):
-            found.append(here)
-            dirs[:] = []  # a run holds no nested runs
-            continue
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith(".") and d not in _NOT_SEARCHED and not d.startswith("analysis")
-        )
-    return sorted(found)
+        return RunStatus.parse(self.status).in_means
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -106,7 +73,7 @@ def _lookup(tree: dict[str, Any], key: str) -> Any:
 
 def _hydra_tree(path: Path) -> dict[str, Any]:
     """``.hydra/config.yaml`` as a plain dict; interpolations that cannot be resolved stay as text."""
-    file = path / ".hydra" / "config.yaml"
+    file = RunDir(path).hydra_config
     if not file.is_file():
         return {}
     try:
@@ -132,7 +99,7 @@ def _hydra_tree(path: Path) -> dict[str, Any]:
 
 
 def _read_overrides(path: Path) -> tuple[str, ...]:
-    file = path / ".hydra" / "overrides.yaml"
+    file = RunDir(path).hydra_overrides
     if not file.is_file():
         return ()
     try:
@@ -200,7 +167,7 @@ def group_keys(group_by: str) -> list[str]:
 def read_run(path: Path, group_by: str, name: str) -> RunInfo:
     """The :class:`RunInfo` of one run directory (its group looked up in run.json's config, then .hydra's)."""
     record: dict[str, Any] = {}
-    run_json = path / "run.json"
+    run_json = RunDir(path).run_json
     if run_json.is_file():
         try:
             record = json.loads(run_json.read_text(encoding="utf-8"))
@@ -219,7 +186,7 @@ def read_run(path: Path, group_by: str, name: str) -> RunInfo:
     if seed is _MISSING:
         seed = _lookup(hydra, "seed")
     config = {**_flatten(hydra), **_flatten(resolved)}
-    status = str(record.get("status", "unknown"))
+    status = RunStatus.parse(record.get("status")).value
     return RunInfo(
         path=path,
         name=name,

@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hessdyn.analysis.settings import analysis_dir
 from hessdyn.report.runs import RunInfo
+from hessdyn.store import RunDir, tables, text_columns
 
 log = logging.getLogger("hessdyn")
 
-ANALYSIS_TABLES = ("summary", "spectrum", "layer_mass", "trajectory", "events", "density", "nulls", "reparam")
-_TEXT_COLUMNS = {"split", "source", "which", "metric", "param", "null", "kind", "detail", "converged"}
+# the registered analysis tables a report reads (top_params.csv is for people, not figures)
+ANALYSIS_TABLES = tuple(t.name for t in tables(folder="analysis") if t.name != "top_params")
+_TEXT_COLUMNS = text_columns()
 _META = ["run", "group", "seed", "status"]
 
 
@@ -102,13 +103,14 @@ def load_tables(runs: list[RunInfo], analysis_name: str = "default") -> SweepTab
     analyzed: dict[str, int] = {}
     sources: dict[str, set[str]] = {name: set() for name in ANALYSIS_TABLES}
     for run in runs:
-        frame = read_csv(run.path / "metrics" / "train.csv", warnings)
+        run_dir = RunDir(run.path)
+        frame = read_csv(run_dir.train_csv, warnings)
         if frame is not None and "step" in frame.columns:
             train.append(_tag(frame, run))
-        adir = analysis_dir(run.path, analysis_name)
+        adir = run_dir.analysis(analysis_name)
         steps: set[float] = set()
         for name in ANALYSIS_TABLES:
-            frame = read_csv(adir / f"{name}.csv", warnings)
+            frame = read_csv(adir.table_path(name), warnings)
             if frame is None:
                 continue
             if name == "spectrum" and not converged(frame).all():
@@ -122,7 +124,7 @@ def load_tables(runs: list[RunInfo], analysis_name: str = "default") -> SweepTab
             if name in ("summary", "spectrum") and "step" in frame.columns:
                 steps |= set(frame["step"].dropna().tolist())
         analyzed[run.name] = len(steps)
-        meta = adir / "analysis.json"
+        meta = adir.meta_path
         if meta.is_file():
             try:
                 settings[run.name] = json.loads(meta.read_text(encoding="utf-8"))

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from hessdyn.commands.jobs import run_job
 from hessdyn.config import config_hash, hashable_config, to_object
 from hessdyn.config.errors import DirectoryInUse, HessdynError
-from hessdyn.training.run_record import read_run_record, write_run_record
+from hessdyn.store import RunDir, RunStatus
 
 
 def job_output_dir(cfg: DictConfig, multirun: bool) -> Path:
@@ -34,9 +34,10 @@ def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 def check_run_dir(run_dir: Path, cfg: DictConfig) -> None:
     """Refuse to reuse a run directory that holds a run of another config (nothing is overwritten)."""
-    record = read_run_record(run_dir)
+    run = RunDir(run_dir)
+    record = run.read_record()
     if record is None:
-        if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+        if run.has_checkpoint_files():
             raise HessdynError(
                 f"{run_dir} has checkpoints but no run.json; move it away or choose another name=..."
             )
@@ -78,13 +79,13 @@ def train_task(cfg: DictConfig) -> dict:
 def record_early_failure(run_dir: Path, cfg: DictConfig, exc: BaseException) -> None:
     """A job that failed before training started (e.g. missing data) still says so in its run.json,
     so sweeps and reports list it as failed instead of losing it."""
-    if read_run_record(run_dir) is not None:
+    run = RunDir(run_dir)
+    if run.read_record() is not None:
         return  # the loop recorded its own status
     reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-    write_run_record(
-        run_dir,
+    run.write_record(
         {
-            "status": "failed",
+            "status": RunStatus.FAILED.value,
             "error": reason.splitlines()[0] if reason else reason,
             "config_hash": config_hash(cfg),
             "config": hashable_config(cfg),

@@ -23,19 +23,14 @@ from hessdyn.config import config_hash, hashable_config
 from hessdyn.config import schema as s
 from hessdyn.config.errors import HessdynError
 from hessdyn.data import DatasetSplits, TensorSplit, load_dataset
-from hessdyn.io import atomic_write_text, exclusive_dir
+from hessdyn.io import atomic_write_text
 from hessdyn.models import build_model
 from hessdyn.runtime import resolve_device, resolve_dtype, set_determinism
-from hessdyn.training.checkpoints import (
-    checkpoint_steps,
-    list_checkpoints,
-    load_checkpoint,
-    remove_stale_temporaries,
-    save_checkpoint,
-)
+from hessdyn.store import RunDir, RunStatus, load_checkpoint
+from hessdyn.training.checkpoints import checkpoint_steps
 from hessdyn.training.metrics_log import MetricsLog
 from hessdyn.training.optimizers import build_optimizer
-from hessdyn.training.run_record import git_commit, read_run_record, versions, write_run_record
+from hessdyn.training.run_record import git_commit, versions
 from hessdyn.training.schedules import lr_multiplier
 
 log = logging.getLogger("hessdyn.train")
@@ -47,13 +42,26 @@ _AUGMENT_SEED_OFFSET = 2_000_003
 
 @dataclass(frozen=True)
 class TrainResult:
-    status: str  # completed | diverged
+    status: str  # a RunStatus value: completed | diverged
     steps: int
     total_steps: int
     wall_s: float
     final_train_loss: float | None
     final_test_loss: float | None
     final_test_accuracy: float | None
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> TrainResult:
+        """The result of a finished run, from its ``run.json``."""
+        return cls(
+            record["status"],
+            record.get("steps", 0),
+            record.get("total_steps", 0),
+            record.get("wall_s", 0.0),
+            record.get("final_train_loss"),
+            record.get("final_test_loss"),
+            record.get("final_test_accuracy"),
+        )
 
 
 @dataclass(frozen=True)
@@ -143,290 +151,348 @@ def train(cfg: s.TrainConfig, run_dir: str | Path, data: DatasetSplits | None = 
     Raises HessdynError when ``run_dir`` holds a run of another config, or another process is training
     in it.
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with exclusive_dir(run_dir, "hessdyn train"):
-        return _train(cfg, run_dir, data)
+    run = RunDir(run_dir)
+    run.path.mkdir(parents=True, exist_ok=True)
+    with run.lock("hessdyn train"):
+        return _train(cfg, run, data)
 
 
-def _train(cfg: s.TrainConfig, run_dir: Path, data: DatasetSplits | None) -> TrainResult:
+def _train(cfg: s.TrainConfig, run: RunDir, data: DatasetSplits | None) -> TrainResult:
     plain_cfg = hashable_config(_as_plain(cfg))
     chash = config_hash(plain_cfg)
-    record = read_run_record(run_dir)
+    record = run.read_record()
     if record is not None and record.get("config_hash") != chash:
         raise HessdynError(
-            f"{run_dir} holds a run of another config (hash {record.get('config_hash')} != {chash}); "
+            f"{run.path} holds a run of another config (hash {record.get('config_hash')} != {chash}); "
             "choose another name=... or hydra.run.dir=..."
         )
-    if record is not None and record.get("status") in ("completed", "diverged"):
+    if record is not None and RunStatus.parse(record.get("status")).finished:
         log.info(
             "run in %s is already %s at step %s; nothing to do",
-            run_dir,
+            run.path,
             record["status"],
             record.get("steps"),
         )
-        return TrainResult(
-            record["status"],
-            record.get("steps", 0),
-            record.get("total_steps", 0),
-            record.get("wall_s", 0.0),
-            record.get("final_train_loss"),
-            record.get("final_test_loss"),
-            record.get("final_test_accuracy"),
+        return TrainResult.from_record(record)
+    session = _Session(cfg, run, data, chash, plain_cfg, record)
+    return session.run()
+
+
+class _Session:
+    """One training process on one run folder: the model, optimizer, data order and bookkeeping, and the
+    named steps of a run (resume, one update, log, evaluate, checkpoint, finish)."""
+
+    def __init__(
+        self,
+        cfg: s.TrainConfig,
+        run: RunDir,
+        data: DatasetSplits | None,
+        chash: str,
+        plain_cfg: dict[str, Any],
+        record: dict[str, Any] | None,
+    ) -> None:
+        self.cfg, self.run_dir, self.chash = cfg, run, chash
+        self.device = resolve_device(cfg.device)
+        self.dtype = resolve_dtype(cfg.dtype)
+        set_determinism(cfg.deterministic, self.device)
+        self.data = data or load_dataset(cfg.dataset, self.device, self.dtype)
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.model, self.data.input_shape, self.data.num_classes).to(
+            device=self.device, dtype=self.dtype
         )
+        self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
+        self.plan = plan_steps(cfg, len(self.data.train))
+        self.ckpt_set = set(self.plan.checkpoint_steps)
+        self.sampler = _Sampler(len(self.data.train), self.plan.batch_size, cfg.seed + _SAMPLER_SEED_OFFSET)
+        self.aug_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + _AUGMENT_SEED_OFFSET)
+        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        self.step, self.wall_before = 0, 0.0
+        self.acc: dict[str, Any] = {"loss": 0.0, "correct": 0, "count": 0}
+        self.last: dict[str, float | None] = {"train": None, "test": None, "test_acc": None}
+        resumed_from = self._resume()
+        self._write_config_if_missing()
+        self.metrics = MetricsLog(run.train_csv, resume_step=resumed_from)
+        self.base_record = self._base_record(plain_cfg, record, resumed_from)
+        self.t0 = time.perf_counter()
 
-    device = resolve_device(cfg.device)
-    dtype = resolve_dtype(cfg.dtype)
-    set_determinism(cfg.deterministic, device)
-    data = data or load_dataset(cfg.dataset, device, dtype)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, data.input_shape, data.num_classes).to(device=device, dtype=dtype)
-    optimizer = build_optimizer(cfg.optimizer, model.parameters())
-    plan = plan_steps(cfg, len(data.train))
-    ckpt_set = set(plan.checkpoint_steps)
-    sampler = _Sampler(len(data.train), plan.batch_size, cfg.seed + _SAMPLER_SEED_OFFSET)
-    aug_gen = torch.Generator(device=device).manual_seed(cfg.seed + _AUGMENT_SEED_OFFSET)
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-
-    step, wall_before = 0, 0.0
-    acc = {"loss": 0.0, "correct": 0, "count": 0}
-    remove_stale_temporaries(run_dir)
-    existing = list_checkpoints(run_dir)
-    resumed_from: int | None = None
-    if existing:
-        ckpt = load_checkpoint(existing[-1][1], map_location=str(device))
-        if ckpt.get("config_hash") != chash:
+    # ------------------------------------------------------------------------------------- set up
+    def _resume(self) -> int | None:
+        """Continue from the last checkpoint, if any: weights, optimizer, RNG and sampler states."""
+        self.run_dir.remove_stale_temporaries()
+        existing = self.run_dir.checkpoints()
+        if not existing:
+            return None
+        path = existing[-1][1]
+        ckpt = load_checkpoint(path, map_location=str(self.device))
+        if ckpt.get("config_hash") != self.chash:
             raise HessdynError(
-                f"{existing[-1][1]} was written by another config (hash {ckpt.get('config_hash')} != {chash}); "
+                f"{path} was written by another config (hash {ckpt.get('config_hash')} != {self.chash}); "
                 "choose another name=... or hydra.run.dir=..."
             )
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["rng"]["torch"].cpu())
-        if device.type == "cuda" and "cuda" in ckpt["rng"]:
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"].cpu(), device)
-        aug_gen.set_state(ckpt["rng"]["augment"].cpu())
-        sampler.load({k: (v.cpu() if torch.is_tensor(v) else v) for k, v in ckpt["sampler"].items()})
-        acc = dict(ckpt["accumulators"])
-        step = int(ckpt["step"])
-        wall_before = float(ckpt.get("wall_s", 0.0))
-        resumed_from = step
-        log.info("resuming %s from step %d of %d", run_dir, step, plan.total_steps)
+        if self.device.type == "cuda" and "cuda" in ckpt["rng"]:
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"].cpu(), self.device)
+        self.aug_gen.set_state(ckpt["rng"]["augment"].cpu())
+        self.sampler.load({k: (v.cpu() if torch.is_tensor(v) else v) for k, v in ckpt["sampler"].items()})
+        self.acc = dict(ckpt["accumulators"])
+        self.step = int(ckpt["step"])
+        self.wall_before = float(ckpt.get("wall_s", 0.0))
+        log.info("resuming %s from step %d of %d", self.run_dir.path, self.step, self.plan.total_steps)
+        return self.step
 
-    hydra_config = run_dir / ".hydra" / "config.yaml"
-    if not hydra_config.exists():  # called as a library, not through Hydra: keep the run self-describing
-        from omegaconf import OmegaConf
+    def _write_config_if_missing(self) -> None:
+        """Called as a library, not through Hydra: keep the run self-describing."""
+        if not self.run_dir.hydra_config.exists():
+            from omegaconf import OmegaConf
 
-        atomic_write_text(hydra_config, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-    metrics = MetricsLog(run_dir / "metrics" / "train.csv", resume_step=resumed_from)
-    base_record = {
-        "config_hash": chash,
-        "config": plain_cfg,
-        "total_steps": plan.total_steps,
-        "steps_per_epoch": plan.steps_per_epoch,
-        "batch_size": plan.batch_size,
-        "checkpoint_steps": list(plan.checkpoint_steps),
-        "num_parameters": sum(p.numel() for p in model.parameters()),
-        "dataset": {"name": data.name, "n_train": len(data.train), "n_test": len(data.test), **data.info},
-        "device": str(device),
-        "dtype": str(dtype).replace("torch.", ""),
-        "git_commit": git_commit(),
-        "versions": versions(),
-        "started": (record or {}).get("started", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
-        "resumes": (record or {}).get("resumes", []) + ([resumed_from] if resumed_from is not None else []),
-    }
-    t0 = time.perf_counter()
-    last: dict[str, float | None] = {"train": None, "test": None, "test_acc": None}
+            atomic_write_text(self.run_dir.hydra_config, OmegaConf.to_yaml(OmegaConf.structured(self.cfg)))
 
-    def wall() -> float:
-        return wall_before + time.perf_counter() - t0
+    def _base_record(
+        self, plain_cfg: dict[str, Any], record: dict[str, Any] | None, resumed_from: int | None
+    ) -> dict[str, Any]:
+        data = self.data
+        return {
+            "config_hash": self.chash,
+            "config": plain_cfg,
+            "total_steps": self.plan.total_steps,
+            "steps_per_epoch": self.plan.steps_per_epoch,
+            "batch_size": self.plan.batch_size,
+            "checkpoint_steps": list(self.plan.checkpoint_steps),
+            "num_parameters": sum(p.numel() for p in self.model.parameters()),
+            "dataset": {"name": data.name, "n_train": len(data.train), "n_test": len(data.test), **data.info},
+            "device": str(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "git_commit": git_commit(),
+            "versions": versions(),
+            "started": (record or {}).get("started", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
+            "resumes": (record or {}).get("resumes", [])
+            + ([resumed_from] if resumed_from is not None else []),
+        }
 
-    def record_status(status: str, **extra: Any) -> None:
-        write_run_record(
-            run_dir,
-            {
-                **base_record,
-                "status": status,
-                "steps": step,
-                "wall_s": wall(),
-                "final_train_loss": last["train"],
-                "final_test_loss": last["test"],
-                "final_test_accuracy": last["test_acc"],
-                **extra,
-            },
+    # ------------------------------------------------------------------------------- bookkeeping
+    def wall(self) -> float:
+        return self.wall_before + time.perf_counter() - self.t0
+
+    def lr_now(self) -> float:
+        return self.base_lrs[0] * lr_multiplier(self.cfg.schedule, self.step, self.plan.total_steps)
+
+    def result(self, status: RunStatus) -> TrainResult:
+        return TrainResult(
+            status.value,
+            self.step,
+            self.plan.total_steps,
+            self.wall(),
+            self.last["train"],
+            self.last["test"],
+            self.last["test_acc"],
         )
 
-    def lr_now() -> float:
-        return base_lrs[0] * lr_multiplier(cfg.schedule, step, plan.total_steps)
+    def record_status(self, status: RunStatus, **extra: Any) -> None:
+        self.run_dir.write_record(
+            {
+                **self.base_record,
+                "status": status.value,
+                "steps": self.step,
+                "wall_s": self.wall(),
+                "final_train_loss": self.last["train"],
+                "final_test_loss": self.last["test"],
+                "final_test_accuracy": self.last["test_acc"],
+                **extra,
+            }
+        )
 
-    def eval_rows() -> None:
-        for split_name, split in (("train", data.train), ("test", data.test)):
-            loss, accuracy = evaluate(model, split, cfg.trainer.eval_batch_size)
-            metrics.write(
-                step=step,
-                epoch=step / plan.steps_per_epoch,
+    def eval_rows(self) -> None:
+        for split_name, split in (("train", self.data.train), ("test", self.data.test)):
+            loss, accuracy = evaluate(self.model, split, self.cfg.trainer.eval_batch_size)
+            self.metrics.write(
+                step=self.step,
+                epoch=self.step / self.plan.steps_per_epoch,
                 split=split_name,
                 source="eval",
                 loss=loss,
                 accuracy=accuracy,
-                lr=lr_now(),
-                param_norm=_param_norm(model),
-                wall_s=wall(),
+                lr=self.lr_now(),
+                param_norm=_param_norm(self.model),
+                wall_s=self.wall(),
             )
             if split_name == "train":
-                last["train"] = loss
+                self.last["train"] = loss
             else:
-                last["test"], last["test_acc"] = loss, accuracy
+                self.last["test"], self.last["test_acc"] = loss, accuracy
 
-    def checkpoint() -> None:
-        metrics.flush()
-        rng = {"torch": torch.get_rng_state(), "augment": aug_gen.get_state()}
-        if device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(device)
-        save_checkpoint(
-            run_dir,
+    def checkpoint(self) -> None:
+        self.metrics.flush()
+        rng = {"torch": torch.get_rng_state(), "augment": self.aug_gen.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        self.run_dir.save_checkpoint(
             {
-                "step": step,
-                "epoch": step / plan.steps_per_epoch,
-                "config_hash": chash,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
+                "step": self.step,
+                "epoch": self.step / self.plan.steps_per_epoch,
+                "config_hash": self.chash,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
                 "rng": rng,
-                "sampler": sampler.state(),
-                "accumulators": dict(acc),
-                "wall_s": wall(),
-                "lr": lr_now(),
-                "total_steps": plan.total_steps,
-            },
+                "sampler": self.sampler.state(),
+                "accumulators": dict(self.acc),
+                "wall_s": self.wall(),
+                "lr": self.lr_now(),
+                "total_steps": self.plan.total_steps,
+            }
         )
 
-    record_status("running")
-    model.train()
-    bar = tqdm(
-        total=plan.total_steps,
-        initial=step,
-        disable=not _progress_enabled(cfg.trainer.progress),
-        desc=run_dir.name[:30],
-        unit="step",
-        dynamic_ncols=True,
-    )
-    try:
-        if step == 0:
-            eval_rows()
-            checkpoint()
-        while step < plan.total_steps:
-            idx = sampler.next_indices()
-            if idx is None:
-                xb, yb = data.train.x, data.train.y
-            else:
-                idx = idx.to(data.train.x.device)
-                xb, yb = data.train.x.index_select(0, idx), data.train.y.index_select(0, idx)
-            if data.augment is not None:
-                xb = data.augment(xb, aug_gen)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                log.warning(
-                    "loss is %s at step %d: run diverged; checkpoints up to step %d are kept",
-                    loss_value,
-                    step,
-                    max((c for c in ckpt_set if c <= step), default=0),
+    # ---------------------------------------------------------------------------------- the run
+    def run(self) -> TrainResult:
+        self.record_status(RunStatus.RUNNING)
+        self.model.train()
+        bar = tqdm(
+            total=self.plan.total_steps,
+            initial=self.step,
+            disable=not _progress_enabled(self.cfg.trainer.progress),
+            desc=self.run_dir.path.name[:30],
+            unit="step",
+            dynamic_ncols=True,
+        )
+        try:
+            if self.step == 0:
+                self.eval_rows()
+                self.checkpoint()
+            while self.step < self.plan.total_steps:
+                stopped = self._update(bar)
+                if stopped is not None:
+                    return stopped
+            return self._finish()
+        except BaseException as exc:
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+            self.record_status(RunStatus.FAILED, error=reason.splitlines()[0] if reason else reason)
+            raise
+        finally:
+            bar.close()
+            self.metrics.close()
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        train = self.data.train
+        idx = self.sampler.next_indices()
+        if idx is None:
+            xb, yb = train.x, train.y
+        else:
+            idx = idx.to(train.x.device)
+            xb, yb = train.x.index_select(0, idx), train.y.index_select(0, idx)
+        if self.data.augment is not None:
+            xb = self.data.augment(xb, self.aug_gen)
+        return xb, yb
+
+    def _update(self, bar: tqdm) -> TrainResult | None:
+        """One optimizer update and what is due after it; a result when the run ends here."""
+        model, step = self.model, self.step
+        xb, yb = self._batch()
+        logits = model(xb)
+        loss = F.cross_entropy(logits, yb)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            return self._diverge(loss_value)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.trainer.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.trainer.grad_clip)
+        log_due = (step + 1) % self.cfg.trainer.log_every == 0 or step + 1 == self.plan.total_steps
+        if log_due:
+            grad_norm = _grad_norm(model)
+            before = [p.detach().clone() for p in model.parameters()]
+        mult = lr_multiplier(self.cfg.schedule, step, self.plan.total_steps)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base * mult
+        self.optimizer.step()
+        acc = self.acc
+        acc["loss"] += loss_value * len(yb)
+        acc["correct"] += int((logits.detach().argmax(dim=1) == yb).sum())
+        acc["count"] += len(yb)
+        self.step = step = step + 1
+        bar.update(1)
+        if log_due:
+            self._log_batch(bar, grad_norm, before, self.base_lrs[0] * mult)
+        if step % self.cfg.trainer.eval_every == 0 or step in self.ckpt_set:
+            self.eval_rows()
+            if self._reached_target():
+                return self._stop_at_target()
+        if step in self.ckpt_set:
+            self.checkpoint()
+        return None
+
+    def _log_batch(self, bar: tqdm, grad_norm: float, before: list[torch.Tensor], lr: float) -> None:
+        """The ``batch`` row: mean loss and accuracy of the updates since the previous row."""
+        acc = self.acc
+        update_norm = float(
+            torch.sqrt(
+                sum(
+                    ((p.detach() - b).double() ** 2).sum()
+                    for p, b in zip(self.model.parameters(), before, strict=True)
                 )
-                metrics.write(
-                    step=step,
-                    epoch=step / plan.steps_per_epoch,
-                    split="train",
-                    source="batch",
-                    loss=loss_value,
-                    lr=lr_now(),
-                    wall_s=wall(),
-                )
-                metrics.flush()
-                record_status("diverged", diverged_at_step=step)
-                return TrainResult(
-                    "diverged", step, plan.total_steps, wall(), last["train"], last["test"], last["test_acc"]
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.trainer.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.trainer.grad_clip)
-            log_due = (step + 1) % cfg.trainer.log_every == 0 or step + 1 == plan.total_steps
-            if log_due:
-                grad_norm = _grad_norm(model)
-                before = [p.detach().clone() for p in model.parameters()]
-            mult = lr_multiplier(cfg.schedule, step, plan.total_steps)
-            for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
-                group["lr"] = base * mult
-            optimizer.step()
-            acc["loss"] += loss_value * len(yb)
-            acc["correct"] += int((logits.detach().argmax(dim=1) == yb).sum())
-            acc["count"] += len(yb)
-            step += 1
-            bar.update(1)
-            if log_due:
-                update_norm = float(
-                    torch.sqrt(
-                        sum(
-                            ((p.detach() - b).double() ** 2).sum()
-                            for p, b in zip(model.parameters(), before, strict=True)
-                        )
-                    )
-                )
-                batch_loss = acc["loss"] / acc["count"]
-                metrics.write(
-                    step=step,
-                    epoch=step / plan.steps_per_epoch,
-                    split="train",
-                    source="batch",
-                    loss=batch_loss,
-                    accuracy=acc["correct"] / acc["count"],
-                    lr=base_lrs[0] * mult,
-                    grad_norm=grad_norm,
-                    update_norm=update_norm,
-                    param_norm=_param_norm(model),
-                    wall_s=wall(),
-                )
-                bar.set_postfix(loss=f"{batch_loss:.4f}", acc=f"{acc['correct'] / acc['count']:.3f}")
-                acc = {"loss": 0.0, "correct": 0, "count": 0}
-            target = cfg.trainer.stop_at_train_loss
-            if step % cfg.trainer.eval_every == 0 or step in ckpt_set:
-                eval_rows()
-                if target is not None and last["train"] is not None and last["train"] <= target:
-                    # Matched-loss comparisons: the run ends here, with a final checkpoint at this step.
-                    checkpoint()
-                    log.info("training loss %.4g <= %g at step %d: stopping", last["train"], target, step)
-                    record_status("completed", stopped_at_train_loss=target)
-                    return TrainResult(
-                        "completed",
-                        step,
-                        plan.total_steps,
-                        wall(),
-                        last["train"],
-                        last["test"],
-                        last["test_acc"],
-                    )
-            if step in ckpt_set:
-                checkpoint()
-        record_status("completed")
+            )
+        )
+        batch_loss = acc["loss"] / acc["count"]
+        self.metrics.write(
+            step=self.step,
+            epoch=self.step / self.plan.steps_per_epoch,
+            split="train",
+            source="batch",
+            loss=batch_loss,
+            accuracy=acc["correct"] / acc["count"],
+            lr=lr,
+            grad_norm=grad_norm,
+            update_norm=update_norm,
+            param_norm=_param_norm(self.model),
+            wall_s=self.wall(),
+        )
+        bar.set_postfix(loss=f"{batch_loss:.4f}", acc=f"{acc['correct'] / acc['count']:.3f}")
+        self.acc = {"loss": 0.0, "correct": 0, "count": 0}
+
+    def _reached_target(self) -> bool:
+        target = self.cfg.trainer.stop_at_train_loss
+        return target is not None and self.last["train"] is not None and self.last["train"] <= target
+
+    def _stop_at_target(self) -> TrainResult:
+        """Matched-loss comparisons: the run ends here, with a final checkpoint at this step."""
+        target = self.cfg.trainer.stop_at_train_loss
+        self.checkpoint()
+        log.info("training loss %.4g <= %g at step %d: stopping", self.last["train"], target, self.step)
+        self.record_status(RunStatus.COMPLETED, stopped_at_train_loss=target)
+        return self.result(RunStatus.COMPLETED)
+
+    def _diverge(self, loss_value: float) -> TrainResult:
+        step = self.step
+        log.warning(
+            "loss is %s at step %d: run diverged; checkpoints up to step %d are kept",
+            loss_value,
+            step,
+            max((c for c in self.ckpt_set if c <= step), default=0),
+        )
+        self.metrics.write(
+            step=step,
+            epoch=step / self.plan.steps_per_epoch,
+            split="train",
+            source="batch",
+            loss=loss_value,
+            lr=self.lr_now(),
+            wall_s=self.wall(),
+        )
+        self.metrics.flush()
+        self.record_status(RunStatus.DIVERGED, diverged_at_step=step)
+        return self.result(RunStatus.DIVERGED)
+
+    def _finish(self) -> TrainResult:
+        self.record_status(RunStatus.COMPLETED)
         log.info(
             "completed %d steps in %.1f s: train loss %.4g, test loss %.4g, test accuracy %.4f",
-            step,
-            wall(),
-            last["train"],
-            last["test"],
-            last["test_acc"],
+            self.step,
+            self.wall(),
+            self.last["train"],
+            self.last["test"],
+            self.last["test_acc"],
         )
-        return TrainResult(
-            "completed", step, plan.total_steps, wall(), last["train"], last["test"], last["test_acc"]
-        )
-    except BaseException as exc:
-        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-        record_status("failed", error=reason.splitlines()[0] if reason else reason)
-        raise
-    finally:
-        bar.close()
-        metrics.close()
+        return self.result(RunStatus.COMPLETED)
 
 
 def _as_plain(cfg: s.TrainConfig) -> dict:

@@ -7,20 +7,10 @@ import math
 from pathlib import Path
 
 from hessdyn.io import atomic_write_text
+from hessdyn.store import table
 
-COLUMNS = [
-    "step",
-    "epoch",
-    "split",  # train | test
-    "source",  # batch: mean over the minibatches since the last row; eval: the whole split in eval mode
-    "loss",
-    "accuracy",
-    "lr",
-    "grad_norm",
-    "update_norm",
-    "param_norm",
-    "wall_s",
-]
+COLUMNS = table("train").names  # registered in hessdyn.store.registry
+_KNOWN = frozenset(COLUMNS)
 
 
 class MetricsLog:
@@ -37,7 +27,7 @@ class MetricsLog:
         self._writer = csv.writer(self._fh)
 
     def _truncate_after(self, step: int) -> None:
-        keep = [COLUMNS]
+        keep: list[list[str]] = [list(COLUMNS)]
         with open(self.path, newline="", encoding="utf-8") as fh:
             rows = list(csv.reader(fh))
         for row in rows[1:]:
@@ -48,6 +38,8 @@ class MetricsLog:
         atomic_write_text(self.path, text)
 
     def write(self, **row: float | int | str | None) -> None:
+        if not row.keys() <= _KNOWN:
+            raise ValueError(f"train.csv has no columns {sorted(row.keys() - _KNOWN)}")
         out = []
         for c in COLUMNS:
             v = row.get(c)

@@ -10,19 +10,7 @@ from hessdyn.config import register_resolvers, to_object
 from hessdyn.config import schema as s
 from hessdyn.config.errors import HessdynError
 from hessdyn.config.store import GROUP_SCHEMAS
-
-
-def is_run_dir(path: str | Path) -> bool:
-    path = Path(path)
-    return (path / "run.json").is_file() and (path / ".hydra" / "config.yaml").is_file()
-
-
-def find_run_dirs(root: str | Path) -> list[Path]:
-    """Every run directory at or below ``root`` (a run dir or a sweep dir), sorted."""
-    root = Path(root)
-    if is_run_dir(root):
-        return [root]
-    return sorted(p.parent for p in root.rglob("run.json") if is_run_dir(p.parent))
+from hessdyn.store import RunDir
 
 
 def load_run_config(run_dir: str | Path) -> s.TrainConfig:
@@ -30,7 +18,7 @@ def load_run_config(run_dir: str | Path) -> s.TrainConfig:
 
     Interpolations (e.g. ``out_dir: ${oc.env:...}``) are resolved now; they do not affect results.
     """
-    path = Path(run_dir) / ".hydra" / "config.yaml"
+    path = RunDir(run_dir).hydra_config
     if not path.is_file():
         raise HessdynError(
             f"{run_dir} is not a hessdyn run directory (no .hydra/config.yaml); pass run_dir=<a run>"

@@ -1,18 +1,13 @@
-"""``run.json``: status and provenance of a training run."""
+"""Provenance that ``run.json`` (and ``analysis.json``) record: the code's commit and library versions.
+
+The record itself is read and written by :class:`hessdyn.store.RunDir`.
+"""
 
 from __future__ import annotations
 
-import os
 import platform
 import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import Any
-
-from hessdyn.io import atomic_write_json, read_json
-
-STATUSES = ("running", "completed", "diverged", "failed")
 
 
 def git_commit() -> str | None:
@@ -55,20 +50,3 @@ def versions() -> dict[str, str]:
         "hydra": hydra.__version__,
         "platform": platform.platform(),
     }
-
-
-def read_run_record(run_dir: str | Path) -> dict[str, Any] | None:
-    path = Path(run_dir) / "run.json"
-    if not path.exists():
-        return None
-    return read_json(path)
-
-
-def write_run_record(run_dir: str | Path, record: dict[str, Any]) -> None:
-    if record.get("status") not in STATUSES:
-        raise ValueError(f"bad status {record.get('status')!r}")
-    record = dict(record)
-    record["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    record.setdefault("pid", os.getpid())
-    record.setdefault("argv", sys.argv)
-    atomic_write_json(Path(run_dir) / "run.json", record)

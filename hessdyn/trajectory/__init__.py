@@ -1,7 +1,6 @@
 """Trajectory metrics of Hessian eigenvectors: pure functions of eigenvector blocks ``(k, P)`` (unit rows,
 eigenvalues descending), parameter vectors and traces. No files, no configuration."""
 
-from hessdyn.trajectory.aging import TwoTimeCorrelation, two_time_correlation
 from hessdyn.trajectory.alignment import TopSpaceAlignment, top_space_alignment, update_alignment
 from hessdyn.trajectory.clusters import degenerate_clusters
 from hessdyn.trajectory.layout import LayoutEntry, as_layout, layout_from_model
@@ -14,14 +13,7 @@ from hessdyn.trajectory.localization import (
     normalized_ipr,
 )
 from hessdyn.trajectory.matching import Crossing, EigenvectorMatch, MatchedGroup, match_eigenvectors
-from hessdyn.trajectory.nulls import (
-    ArchitectureIprNull,
-    IprSummary,
-    RandomIprNull,
-    architecture_ipr_null,
-    expected_random_ipr,
-    random_ipr_null,
-)
+from hessdyn.trajectory.nulls import IprSummary, RandomIprNull, expected_random_ipr, random_ipr_null
 from hessdyn.trajectory.preconditioners import (
     DiagonalPreconditioner,
     adam_preconditioner,
@@ -54,7 +46,6 @@ from hessdyn.trajectory.ws_bound import (
 )
 
 __all__ = [
-    "ArchitectureIprNull",
     "Crossing",
     "DiagonalPreconditioner",
     "EigenvectorMatch",
@@ -68,12 +59,10 @@ __all__ = [
     "SubspaceComparison",
     "ThresholdComparison",
     "TopSpaceAlignment",
-    "TwoTimeCorrelation",
     "WolkowiczStyanBound",
     "WolkowiczStyanEstimate",
     "adam_preconditioner",
     "adam_threshold",
-    "architecture_ipr_null",
     "as_layout",
     "compare_subspaces",
     "compare_to_threshold",
@@ -95,7 +84,6 @@ __all__ = [
     "sgd_threshold",
     "subspace_overlap",
     "top_space_alignment",
-    "two_time_correlation",
     "update_alignment",
     "ws_bound_from_eigenvalues",
     "ws_bound_from_estimates",

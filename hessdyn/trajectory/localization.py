@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 
 from hessdyn.trajectory._blocks import ArrayLike, as_block, as_vector, to_numpy
@@ -46,17 +45,6 @@ class LayerMass:
     names: tuple[str, ...]
     mass: np.ndarray  # (k, L)
 
-    def table(self) -> pd.DataFrame:
-        """Tidy rows ``rank, param, mass`` (the ``layer_mass.csv`` columns without ``step``)."""
-        k, num_tensors = self.mass.shape
-        return pd.DataFrame(
-            {
-                "rank": np.repeat(np.arange(k), num_tensors),
-                "param": np.tile(np.array(self.names, dtype=object), k),
-                "mass": self.mass.reshape(-1),
-            }
-        )
-
 
 def layer_mass(vectors: ArrayLike, layout: LayoutLike) -> LayerMass:
     """Mass share of each row of a ``(k, P)`` block (or one ``(P,)`` vector) in each tensor of ``layout``."""
@@ -83,19 +71,6 @@ class MassConcentration:
     count_50: int
     count_90: int
     size: int  # P
-
-    def table(self) -> pd.DataFrame:
-        """Rows ``flat_index, param, index, value, mass, cumulative_mass``."""
-        return pd.DataFrame(
-            {
-                "flat_index": self.indices,
-                "param": list(self.params),
-                "index": [str(index) for index in self.multi_indices],
-                "value": self.values,
-                "mass": self.mass,
-                "cumulative_mass": np.cumsum(self.mass),
-            }
-        )
 
 
 def mass_concentration(vector: ArrayLike, layout: LayoutLike, *, top_n: int = 10) -> MassConcentration:

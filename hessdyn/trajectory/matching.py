@@ -29,7 +29,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
 from hessdyn.trajectory._blocks import ArrayLike, as_block, as_eigenvalues, to_numpy
@@ -44,18 +43,6 @@ from hessdyn.trajectory.clusters import (
 # |o|² > 1/2 means the vector has more than half its mass on its match, which makes that match the unique
 # largest overlap in both its row and its column: an unambiguous identification.
 DEFAULT_CROSSING_MIN_OVERLAP = math.sqrt(0.5)
-
-# Columns of EigenvectorMatch.table(), named as the trajectory.csv metrics they become.
-TABLE_COLUMNS = (
-    "rank",
-    "matched_rank",
-    "overlap_matched_plain",
-    "displacement_matched_plain",
-    "overlap_matched_cluster",
-    "displacement_matched_cluster",
-    "overlap_ranked",
-    "displacement_ranked",
-)
 
 
 @dataclass(frozen=True)
@@ -90,7 +77,8 @@ class EigenvectorMatch:
     docstring for the definitions.
 
     Arrays indexed by rank at t have length ``k_a`` (NaN where rank ``i`` is unassigned, ``k_a > k_b``);
-    rank-by-rank arrays have length ``min(k_a, k_b)``. Ranks are 0-based here.
+    rank-by-rank arrays have length ``min(k_a, k_b)``. Ranks are 0-based here; the analysis turns them into
+    the 1-based rows of trajectory.csv and events.csv (hessdyn.analysis.tables).
     """
 
     matched: np.ndarray  # (k_a,) int: π(i), -1 if unassigned
@@ -116,75 +104,6 @@ class EigenvectorMatch:
     def mean_cluster_overlap(self) -> float:
         """Mean over assigned ranks at t of ``o^c_i``; ``2(1 − ·)`` is the mean of ``cluster_displacements``."""
         return float(np.nanmean(self.cluster_overlaps))
-
-    # Former names, kept until the analysis writes its rows through table() (issue 10). Each keeps the
-    # meaning it had: ``overlaps`` plain, ``displacements``/``projected_overlaps``/``mean_matched_overlap``
-    # cluster-aware. New code: use the explicit names above.
-    @property
-    def overlaps(self) -> np.ndarray:
-        """Deprecated alias of :attr:`plain_overlaps`."""
-        return self.plain_overlaps
-
-    @property
-    def projected_overlaps(self) -> np.ndarray:
-        """Deprecated alias of :attr:`cluster_overlaps`."""
-        return self.cluster_overlaps
-
-    @property
-    def displacements(self) -> np.ndarray:
-        """Deprecated alias of :attr:`cluster_displacements`."""
-        return self.cluster_displacements
-
-    @property
-    def mean_matched_overlap(self) -> float:
-        """Deprecated alias of :attr:`mean_cluster_overlap`."""
-        return self.mean_cluster_overlap
-
-    def table(self) -> pd.DataFrame:
-        """One row per rank at t (0-based ``rank``, ``matched_rank`` −1 if unassigned), columns
-        :data:`TABLE_COLUMNS`: each overlap beside its displacement ``2(1 − overlap)``; the ranked pair is
-        NaN beyond ``min(k_a, k_b)``."""
-        k_a = self.matched.shape[0]
-        k = self.rank_overlaps.shape[0]
-        rank_overlap = np.full(k_a, np.nan)
-        rank_displacement = np.full(k_a, np.nan)
-        rank_overlap[:k] = self.rank_overlaps
-        rank_displacement[:k] = self.rank_displacements
-        columns = (
-            np.arange(k_a),
-            self.matched,
-            self.plain_overlaps,
-            self.plain_displacements,
-            self.cluster_overlaps,
-            self.cluster_displacements,
-            rank_overlap,
-            rank_displacement,
-        )
-        return pd.DataFrame(dict(zip(TABLE_COLUMNS, columns, strict=True)))
-
-    def events(self, step_a: int, step_b: int) -> pd.DataFrame:
-        """Crossings and degenerate-cluster groups as rows ``step_a, step_b, kind, ranks, detail``."""
-        rows = [
-            {
-                "step_a": step_a,
-                "step_b": step_b,
-                "kind": "crossing",
-                "ranks": f"{c.rank_a}->{c.rank_b}",
-                "detail": f"overlap={c.overlap:.6g}",
-            }
-            for c in self.crossings
-        ]
-        rows += [
-            {
-                "step_a": step_a,
-                "step_b": step_b,
-                "kind": "cluster",
-                "ranks": f"{_join(g.ranks_a)}->{_join(g.ranks_b)}",
-                "detail": f"subspace_overlap={g.subspace_overlap:.6g}",
-            }
-            for g in self.cluster_groups
-        ]
-        return pd.DataFrame(rows, columns=["step_a", "step_b", "kind", "ranks", "detail"])
 
 
 def match_eigenvectors(
@@ -370,7 +289,3 @@ def subspace_overlap_from_grams(overlap: np.ndarray, gram_a: np.ndarray, gram_b:
     inverse_b = np.linalg.pinv(gram_b, hermitian=True)
     value = float(np.trace(inverse_a @ overlap @ inverse_b @ overlap.T))
     return value / min(overlap.shape)
-
-
-def _join(ranks: tuple[int, ...]) -> str:
-    return ",".join(str(rank) for rank in ranks) if ranks else "-"

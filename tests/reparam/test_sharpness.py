@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hessdyn.curvature import MatrixOperator
+from hessdyn.curvature import EmpiricalRisk, HessianOperator, MatrixOperator
 from hessdyn.reparam import (
-    FlatLoss,
     alpha_rescale,
     epsilon_sharpness,
     quadratic_form,
@@ -24,9 +23,9 @@ def _dense_top(operator) -> float:
 
 def test_measures_equal_dense_computations(two_layer, data, dense_hessian):
     x, y = data
-    flat = FlatLoss(two_layer, [(x, y)])
+    flat = EmpiricalRisk(two_layer, x, y)
     hessian = dense_hessian(two_layer, x, y)
-    theta = flat.theta
+    theta = flat.flat_params()
     calls = []
 
     def exact_trace(operator):
@@ -56,7 +55,7 @@ def test_injected_operator_and_eigensolver_are_used(two_layer, data, dense_hessi
         return _dense_top(operator)
 
     measures = sharpness_measures(
-        FlatLoss(two_layer, [(x, y)]), hessian=MatrixOperator(hessian), top_eigenvalue=solver, epsilon=None
+        EmpiricalRisk(two_layer, x, y), hessian=MatrixOperator(hessian), top_eigenvalue=solver, epsilon=None
     )
     assert seen == [38, 38]
     assert measures.lambda_max == pytest.approx(float(torch.linalg.eigvalsh(hessian)[-1]), rel=1e-10)
@@ -65,27 +64,26 @@ def test_injected_operator_and_eigensolver_are_used(two_layer, data, dense_hessi
 @pytest.mark.parametrize("alpha", [0.1, 7.0])
 def test_invariance_under_alpha_rescaling(two_layer, data, alpha):
     x, y = data
-    original = FlatLoss(two_layer, [(x, y)])
-    rescaled = FlatLoss(alpha_rescale(two_layer, [alpha, 1 / alpha]).model, [(x, y)])
-    h, h_rescaled = original.hessian(), rescaled.hessian()
+    original = EmpiricalRisk(two_layer, x, y)
+    rescaled = EmpiricalRisk(alpha_rescale(two_layer, [alpha, 1 / alpha]).model, x, y)
+    h, h_rescaled = HessianOperator(original), HessianOperator(rescaled)
+    theta, theta_rescaled = original.flat_params(), rescaled.flat_params()
     # not invariant
     assert abs(_dense_top(h_rescaled) / _dense_top(h) - 1) > 0.1
     # exactly invariant (to round-off)
-    assert quadratic_form(h_rescaled, rescaled.theta) == pytest.approx(
-        quadratic_form(h, original.theta), rel=1e-9
-    )
-    assert _dense_top(scale_invariant_operator(h_rescaled, rescaled.theta)) == pytest.approx(
-        _dense_top(scale_invariant_operator(h, original.theta)), rel=1e-9
+    assert quadratic_form(h_rescaled, theta_rescaled) == pytest.approx(quadratic_form(h, theta), rel=1e-9)
+    assert _dense_top(scale_invariant_operator(h_rescaled, theta_rescaled)) == pytest.approx(
+        _dense_top(scale_invariant_operator(h, theta)), rel=1e-9
     )
     # ε-sharpness: invariant with a purely relative box (offset 0), not with Keskar's +1
     kwargs = dict(epsilon=0.05, steps=10, seed=3)
-    relative = epsilon_sharpness(original, original.theta, offset=0.0, **kwargs)
-    relative_rescaled = epsilon_sharpness(rescaled, rescaled.theta, offset=0.0, **kwargs)
+    relative = epsilon_sharpness(original.loss_at, theta, offset=0.0, **kwargs)
+    relative_rescaled = epsilon_sharpness(rescaled.loss_at, theta_rescaled, offset=0.0, **kwargs)
     assert relative_rescaled.relative_increase_percent == pytest.approx(
         relative.relative_increase_percent, rel=1e-8
     )
-    keskar = epsilon_sharpness(original, original.theta, offset=1.0, **kwargs)
-    keskar_rescaled = epsilon_sharpness(rescaled, rescaled.theta, offset=1.0, **kwargs)
+    keskar = epsilon_sharpness(original.loss_at, theta, offset=1.0, **kwargs)
+    keskar_rescaled = epsilon_sharpness(rescaled.loss_at, theta_rescaled, offset=1.0, **kwargs)
     assert abs(keskar_rescaled.relative_increase_percent / keskar.relative_increase_percent - 1) > 0.05
 
 
@@ -111,9 +109,9 @@ def test_epsilon_sharpness_finds_the_corner_maximum_of_a_quadratic():
 def test_epsilon_sharpness_is_seeded_and_does_not_touch_the_model(two_layer, data):
     x, y = data
     before = [p.clone() for p in two_layer.parameters()]
-    flat = FlatLoss(two_layer, [(x, y)])
-    a = epsilon_sharpness(flat, flat.theta, epsilon=0.01, steps=5, seed=1)
-    b = epsilon_sharpness(flat, flat.theta, epsilon=0.01, steps=5, seed=1)
+    risk = EmpiricalRisk(two_layer, x, y)
+    a = epsilon_sharpness(risk.loss_at, risk.flat_params(), epsilon=0.01, steps=5, seed=1)
+    b = epsilon_sharpness(risk.loss_at, risk.flat_params(), epsilon=0.01, steps=5, seed=1)
     assert a == b
     assert a.max_loss >= a.loss
     assert all(torch.equal(p, q) for p, q in zip(two_layer.parameters(), before, strict=True))

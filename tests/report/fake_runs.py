@@ -1,22 +1,23 @@
-"""Run directories with synthetic, deterministic tables in the documented formats (docs/design.md).
+"""Run directories with synthetic, deterministic tables in the registered formats (hessdyn.store).
 
-Tables written here test the report on every documented column and on partial data (diverged, running,
-unanalyzed runs) quickly: the columns are the ones the design notes promise, the numbers closed-form
+Tables written here test the report on every registered column and on partial data (diverged, running,
+unanalyzed runs) quickly: paths come from :class:`hessdyn.store.RunDir`, every table goes through the
+store's writer (which refuses a column the registry does not list), the numbers are closed-form
 functions of step, rank, seed and optimizer, so a test can recompute any aggregate directly.
 ``test_real_sweep.py`` checks the report on real ``hessdyn train`` / ``hessdyn analyze`` output.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import yaml
+
+from hessdyn.store import AnalysisDir, RunDir, table, write_table
 
 OPTIMIZERS = {
     "sgd": {"name": "sgd", "lr": 0.1, "weight_decay": 0.0},
@@ -112,9 +113,9 @@ def overlap_at(step_a: float, step_b: float, seed: int) -> float:
 
 
 # ------------------------------------------------------------------------------------------ writers
-def _write_csv(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=list(columns)).to_csv(path, index=False)
+def _write_table(adir: AnalysisDir, name: str, rows: list[dict[str, Any]]) -> None:
+    """A table with the columns of ``rows`` (all registered columns when there are no rows)."""
+    adir.write_table(name, rows, all_columns=not rows)
 
 
 def write_train_csv(run_dir: Path, optimizer: str, seed: int, last_step: int, diverged: bool) -> None:
@@ -163,23 +164,7 @@ def write_train_csv(run_dir: Path, optimizer: str, seed: int, last_step: int, di
                 "lr": lr,
             }
         )
-    _write_csv(
-        run_dir / "metrics" / "train.csv",
-        rows,
-        [
-            "step",
-            "epoch",
-            "split",
-            "source",
-            "loss",
-            "accuracy",
-            "lr",
-            "grad_norm",
-            "update_norm",
-            "param_norm",
-            "wall_s",
-        ],
-    )
+    write_table(RunDir(run_dir).train_csv, table("train"), rows, all_columns=True)
 
 
 def write_analysis(
@@ -193,8 +178,8 @@ def write_analysis(
     """Write ``analysis/`` tables for the given checkpoint steps; returns the folder."""
     o, cfg = opt_index(optimizer), OPTIMIZERS[optimizer]
     lr = cfg["lr"]
-    adir = run_dir / ("analysis" if name == "default" else f"analysis-{name}")
-    adir.mkdir(parents=True, exist_ok=True)
+    adir = RunDir(run_dir).analysis(name)
+    adir.path.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(1000 * o + seed)
     steps = list(steps)
     if "summary" in tables:
@@ -231,7 +216,7 @@ def write_analysis(
                     "n_converged": TOP_K,
                 }
             )
-        _write_csv(adir / "summary.csv", rows, list(rows[0]))
+        _write_table(adir, "summary", rows)
     if "spectrum" in tables:
         rows = []
         for s in steps:
@@ -264,7 +249,7 @@ def write_analysis(
                         "ipr_normalized": 1.0,
                     }
                 )
-        _write_csv(adir / "spectrum.csv", rows, list(rows[0]))
+        _write_table(adir, "spectrum", rows)
     if "layer_mass" in tables:
         rows = []
         for s in steps:
@@ -272,7 +257,7 @@ def write_analysis(
                 raw = np.array([3.0 + r + s / 50, 0.5, 1.0 + o, 0.2])
                 for p, m in zip(PARAMS, raw / raw.sum(), strict=True):
                     rows.append({"step": s, "rank": r, "param": p, "mass": float(m)})
-        _write_csv(adir / "layer_mass.csv", rows, ["step", "rank", "param", "mass"])
+        _write_table(adir, "layer_mass", rows)
     if "trajectory" in tables:
         rows = []
         first, last = steps[0], steps[-1]
@@ -336,7 +321,7 @@ def write_analysis(
                         "value": math.sqrt(c),
                     }
                 )
-        _write_csv(adir / "trajectory.csv", rows, ["step_a", "step_b", "metric", "rank", "value"])
+        adir.write_table("trajectory", rows, all_columns=True)
     if "events" in tables:
         rows = [
             {"step_a": a, "step_b": b, "kind": "crossing", "rank_a": 2, "rank_b": 3, "detail": "overlap=0.9"}
@@ -354,7 +339,7 @@ def write_analysis(
                     "detail": "ranks_a=4+5 ranks_b=4+5 subspace_overlap=0.9",
                 }
             )
-        _write_csv(adir / "events.csv", rows, ["step_a", "step_b", "kind", "rank_a", "rank_b", "detail"])
+        adir.write_table("events", rows, all_columns=True)
     if "nulls" in tables:
         rows = [
             {
@@ -377,7 +362,7 @@ def write_analysis(
             for i in range(3)
             for r in range(1, TOP_K + 1)
         ]
-        _write_csv(adir / "nulls.csv", rows, ["null", "seed", "rank", "ipr", "ipr_normalized"])
+        _write_table(adir, "nulls", rows)
     if "density" in tables:
         rows = []
         for s in steps:
@@ -390,7 +375,7 @@ def write_analysis(
                         "density": float(math.exp(-(x**2) / 0.02) * 5 + 0.01 * math.exp(-((x - lmax) ** 2))),
                     }
                 )
-        _write_csv(adir / "density.csv", rows, ["step", "eigenvalue", "density"])
+        _write_table(adir, "density", rows)
     if "reparam" in tables:
         rows = []
         lmax = lambda_max_at(steps[-1], o, seed)
@@ -409,7 +394,7 @@ def write_analysis(
                     "scaled_lambda_max": 2.0 + o,
                 }
             )
-        _write_csv(adir / "reparam.csv", rows, list(rows[0]))
+        _write_table(adir, "reparam", rows)
     analysis = {
         "settings": {
             "top_k": TOP_K,
@@ -424,8 +409,8 @@ def write_analysis(
         "checkpoints": [{"step": s, "hvps": 200, "wall_s": 1.0, "status": "done"} for s in steps],
         "versions": {"hessdyn": "0.1.0"},
     }
-    (adir / "analysis.json").write_text(json.dumps(analysis, indent=2), encoding="utf-8")
-    return adir
+    adir.write_meta(analysis)
+    return adir.path
 
 
 def write_run(
@@ -447,17 +432,15 @@ def write_run(
     ``last_step`` < 100 truncates training (a diverged or running run); the analysis then covers the
     checkpoints up to it.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run = RunDir(run_dir)
     cfg = train_config(optimizer, seed, lr, widths)
-    hydra_dir = run_dir / ".hydra"
-    hydra_dir.mkdir(exist_ok=True)
-    (hydra_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
-    (hydra_dir / "overrides.yaml").write_text(
+    hydra_dir = run.hydra_dir
+    hydra_dir.mkdir(parents=True, exist_ok=True)
+    run.hydra_config.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    run.hydra_overrides.write_text(
         yaml.safe_dump(list(overrides or [f"optimizer={optimizer}", f"seed={seed}"])), encoding="utf-8"
     )
-    (hydra_dir / "hydra.yaml").write_text(
-        yaml.safe_dump({"hydra": {"job": {"name": "train"}}}), encoding="utf-8"
-    )
+    run.hydra_settings.write_text(yaml.safe_dump({"hydra": {"job": {"name": "train"}}}), encoding="utf-8")
     if not run_json:
         return run_dir
     last = STEPS[-1] if last_step is None else last_step
@@ -470,7 +453,7 @@ def write_run(
         "total_steps": STEPS[-1],
         "wall_s": 1.0,
     }
-    (run_dir / "run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    run.write_record(record)
     write_train_csv(run_dir, optimizer, seed, last, diverged=status == "diverged")
     if analyzed:
         write_analysis(run_dir, optimizer, seed, [s for s in STEPS if s <= last], tables)

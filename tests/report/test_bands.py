@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from hessdyn.report.aggregate import seed_series
-from hessdyn.report.bands import LOG_FLOOR, domain, on_log_axis
+from hessdyn.report.bands import LOG_FLOOR, on_log_axis
+from hessdyn.store import domain
 
 
 def _two_seeds(metric_values: dict[str, tuple[float, float]]) -> pd.DataFrame:

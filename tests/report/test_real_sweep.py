@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from hessdyn.analysis.runner import analyze_run
-from hessdyn.report.bands import domain
 from hessdyn.report.build import ReportResult
 from hessdyn.report.figures import FIGURES
+from hessdyn.store import domain
 from hessdyn.training.loop import train
 from tests.training.helpers import typed_config
 

@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 from hessdyn.report.figures import FIGURES
-from hessdyn.report.runs import find_run_dirs
+from hessdyn.store import find_run_dirs
 
 from .conftest import build
 from .fake_runs import make_sweep

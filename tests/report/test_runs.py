@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from hessdyn.config.errors import HessdynError
-from hessdyn.report.runs import discover_runs, find_run_dirs
+from hessdyn.report.runs import discover_runs
+from hessdyn.store import find_run_dirs
 
 from .fake_runs import make_sweep, write_run
 

@@ -13,7 +13,7 @@ import pytest
 
 from hessdyn.analysis.runner import analyze_run
 from hessdyn.config.errors import DirectoryInUse
-from hessdyn.io import LOCK_NAME, exclusive_dir
+from hessdyn.store import LOCK_NAME, exclusive_dir
 from hessdyn.training.loop import train
 from tests.training.helpers import typed_config
 
@@ -45,7 +45,7 @@ def test_the_lock_dies_with_its_holder_even_on_kill_9(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys, time; from hessdyn.io import exclusive_dir\n"
+            "import sys, time; from hessdyn.store import exclusive_dir\n"
             "with exclusive_dir(sys.argv[1], 'test'):\n    print('held', flush=True); time.sleep(60)",
             str(tmp_path),
         ],

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from hessdyn.config.errors import HessdynError
-from hessdyn.training.checkpoints import list_checkpoints, load_checkpoint
+from hessdyn.store import RunDir, load_checkpoint
 
 TINY = ["trainer.log_every=5", "trainer.eval_every=20", "model.widths=[16]"]
 
@@ -27,7 +27,7 @@ def _run_dir(results: Path, name: str = "default") -> Path:
 
 
 def _final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    step, path = list_checkpoints(run_dir)[-1]
+    step, path = RunDir(run_dir).checkpoints()[-1]
     return load_checkpoint(path)["model"]
 
 
@@ -62,7 +62,7 @@ def test_short_training_lowers_loss_and_writes_every_file(run_cli, tmp_path, ove
     assert record["status"] == "completed"
     assert record["steps"] == record["total_steps"] > 0
     assert {"git_commit", "versions", "device", "config_hash", "wall_s"} <= set(record)
-    steps = [s for s, _ in list_checkpoints(run_dir)]
+    steps = [s for s, _ in RunDir(run_dir).checkpoints()]
     assert steps[0] == 0 and steps[-1] == record["total_steps"] and steps == record["checkpoint_steps"]
     table = pd.read_csv(run_dir / "metrics" / "train.csv")
     assert list(table.columns) == [
@@ -83,7 +83,7 @@ def test_short_training_lowers_loss_and_writes_every_file(run_cli, tmp_path, ove
     batch = table[table.source == "batch"]
     assert (batch.grad_norm > 0).all() and (batch.update_norm > 0).all()
     assert not table.duplicated(["step", "split", "source"]).any()
-    ckpt = load_checkpoint(list_checkpoints(run_dir)[-1][1])
+    ckpt = load_checkpoint(RunDir(run_dir).checkpoints()[-1][1])
     assert {"model", "optimizer", "rng", "step", "epoch", "config_hash"} <= set(ckpt)
 
 
@@ -140,7 +140,7 @@ def test_resume_after_kill_9_is_bit_identical(tmp_path):
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None:
             run_dirs = list((tmp_path / "killed").rglob("checkpoints"))
-            if run_dirs and len(list_checkpoints(run_dirs[0].parent)) >= wanted_checkpoints:
+            if run_dirs and len(RunDir(run_dirs[0].parent).checkpoints()) >= wanted_checkpoints:
                 break
             time.sleep(0.01)
         if proc.poll() is None:
@@ -182,9 +182,9 @@ def test_divergence_stops_cleanly_and_keeps_checkpoints(run_cli, tmp_path):
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "diverged"
     assert 0 < record["diverged_at_step"] < 200
-    steps = [s for s, _ in list_checkpoints(run_dir)]
+    steps = [s for s, _ in RunDir(run_dir).checkpoints()]
     assert steps and steps[-1] <= record["diverged_at_step"]
-    for _, path in list_checkpoints(run_dir):
+    for _, path in RunDir(run_dir).checkpoints():
         weights = load_checkpoint(path)["model"]
         assert all(torch.isfinite(w).all() for w in weights.values())
     assert "diverged" in proc.stderr

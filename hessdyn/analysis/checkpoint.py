@@ -1,0 +1,128 @@
+"""One checkpoint's analysis as data: its inputs, the state its metric groups share, and its result.
+
+Nothing here touches files, so a checkpoint's result depends only on its inputs (model, data, settings,
+start block). The metric groups that fill the result are in :mod:`hessdyn.analysis.per_checkpoint`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from hessdyn.config import schema as s
+from hessdyn.curvature import CurvatureOperator, HessianMode, HessianSet, curvature_operator
+from hessdyn.solvers import DenseSpectrum, EigenResult, dense_eigh, eigsh_topk, full_spectrum
+
+
+@dataclass
+class CheckpointInputs:
+    step: int
+    epoch: float
+    model: nn.Module
+    checkpoint: dict[str, Any]
+    hessian_set: HessianSet
+    settings: s.AnalysisConfig
+    optimizer_cfg: s.OptimizerConfig
+    dtype: torch.dtype
+    start_top: torch.Tensor | None = None  # (k, P) previous checkpoint's eigenvectors (warm start)
+    start_bottom: torch.Tensor | None = None
+    previous_theta: torch.Tensor | None = None  # flat parameters at the previous analyzed checkpoint
+    previous_top: torch.Tensor | None = None  # eigenvectors at the previous analyzed checkpoint
+
+
+@dataclass
+class CheckpointResult:
+    step: int
+    top: EigenResult
+    bottom: EigenResult | None
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # step table -> its rows
+    hvps: int = 0
+    wall_s: float = 0.0
+
+
+def hessian_mode(settings: s.AnalysisConfig, optimizer_cfg: s.OptimizerConfig) -> HessianMode:
+    # AdamW's decay is decoupled from the loss, so it has no Hessian term; others add (c/2)||θ||².
+    decay = (
+        optimizer_cfg.weight_decay if settings.include_weight_decay and optimizer_cfg.name != "adamw" else 0.0
+    )
+    return HessianMode(batchnorm=settings.batchnorm.value, weight_decay=decay)
+
+
+def build_operator(
+    model: nn.Module, hset: HessianSet, settings: s.AnalysisConfig, mode: HessianMode, dtype: torch.dtype
+) -> CurvatureOperator:
+    return curvature_operator(
+        model,
+        hset.x,
+        hset.y,
+        curvature=settings.curvature.value,
+        batch_size=settings.batch_size,
+        mode=mode,
+        dtype=dtype,
+    )
+
+
+def flat_parameters(model: nn.Module, names: tuple[str, ...]) -> torch.Tensor:
+    params = dict(model.named_parameters())
+    return torch.cat([params[n].detach().reshape(-1).to(torch.float64) for n in names])
+
+
+@dataclass
+class Checkpoint:
+    """What the metric groups of one checkpoint share: the operator, the dense spectrum on the dense path,
+    the top (and bottom) eigenpairs, and the rows they add to (``summary`` is the one summary row)."""
+
+    inputs: CheckpointInputs
+    mode: HessianMode
+    op: CurvatureOperator
+    seed: int  # base seed of this checkpoint's solvers and estimators
+    full: DenseSpectrum | None  # the whole spectrum (solver=dense), else None
+    top: EigenResult | None = None
+    bottom: EigenResult | None = None
+    gradient: torch.Tensor | None = None  # (P,) of the loss on the Hessian set
+    theta: torch.Tensor | None = None  # (P,) float64 parameters
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> s.AnalysisConfig:
+        return self.inputs.settings
+
+    def top_pairs(self) -> EigenResult:
+        """The top eigenpairs (the ``spectrum`` group, always first, computes them)."""
+        if self.top is None:
+            raise RuntimeError("the spectrum group runs first: the top eigenpairs are not computed yet")
+        return self.top
+
+    def table_rows(self, name: str) -> list[dict[str, Any]]:
+        return self.rows.setdefault(name, [])
+
+    def solve(self, k: int, which: str, start: torch.Tensor | None, seed: int) -> EigenResult:
+        """Top or bottom ``k`` eigenpairs: from the dense spectrum on the dense path, else by the configured
+        solver (warm-started from ``start`` when it has the right shape)."""
+        cfg = self.settings
+        if self.full is not None:  # one P×P diagonalization serves the top, the bottom and the traces
+            return dense_eigh(self.op, k, which=which, tol=cfg.tol, spectrum=self.full)
+        v0 = start if (cfg.warm_start and start is not None and start.shape == (k, self.op.size)) else None
+        return eigsh_topk(
+            self.op,
+            k,
+            which=which,
+            tol=cfg.tol,
+            max_hvps=cfg.max_hvps,
+            v0=v0,
+            seed=seed,
+            method=cfg.solver.value,
+        )
+
+
+def open_checkpoint(inp: CheckpointInputs) -> Checkpoint:
+    """The operator of ``inp``'s model over its Hessian set, in the analysis' Hessian mode."""
+    cfg = inp.settings
+    mode = hessian_mode(cfg, inp.optimizer_cfg)
+    op = build_operator(inp.model, inp.hessian_set, cfg, mode, inp.dtype)
+    full = full_spectrum(op) if cfg.solver == s.Solver.dense else None
+    return Checkpoint(inp, mode, op, cfg.seed + inp.step, full)

@@ -1,0 +1,334 @@
+"""Every table hessdyn writes, with its columns, units and valid domains: the one list the writers, the
+report, the tests' fake runs and docs/design.md follow.
+
+Units: ``L`` is the loss (mean cross-entropy, nats), ``θ`` a parameter's unit, so eigenvalues are
+``L/θ²`` and a learning rate ``θ²/L`` (``η·λ`` is dimensionless). Ranks are 1-based everywhere.
+
+A new metric group registers its table here with one :func:`register_table` call (see the module
+docstring of :mod:`hessdyn.store.schema`); columns that another table already defines are reused.
+"""
+
+from __future__ import annotations
+
+from hessdyn.store.schema import (
+    DISPLACEMENT,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    Column,
+    Table,
+    register_metrics,
+    register_table,
+)
+
+# ---------------------------------------------------------------------------------- shared columns
+STEP = Column("step", "steps", "training step: the weights after this many optimizer updates", "int")
+EPOCH = Column("epoch", "epochs", "step / steps per epoch")
+RANK = Column("rank", "", "rank of the eigenpair (1 = the largest; bottom rows: 1 = the smallest)", "rank")
+LOSS = Column("loss", "L", "mean cross-entropy", domain=POSITIVE)
+LR = Column("lr", "θ²/L", "learning rate of the update taken at this step (after the schedule)")
+GRAD_NORM = Column("grad_norm", "L/θ", "Euclidean norm of the gradient")
+WALL_S = Column("wall_s", "s", "wall-clock seconds")
+EIGENVALUE = Column("eigenvalue", "L/θ²", "Hessian eigenvalue", domain=POSITIVE)
+LAMBDA_MAX = Column("lambda_max", "L/θ²", "largest Hessian eigenvalue", domain=POSITIVE)
+TRACE = Column("trace", "L/θ²", "tr(H) (Hutch++ estimate; exact on the dense path)", domain=POSITIVE)
+MASS = Column("mass", "fraction", "share of the eigenvector's squared mass", domain=FRACTION)
+PARAM = Column("param", "", "parameter tensor name (model.named_parameters())", "text")
+IPR = Column("ipr", "1", "inverse participation ratio Σ v_j⁴ of the unit eigenvector")
+IPR_NORMALIZED = Column(
+    "ipr_normalized", "1", "P·IPR/3: about 1 for a random unit vector, larger when localized", domain=POSITIVE
+)
+CONVERGED = Column("converged", "", "the eigenpair reached the tolerance (tol·|λ1|)", "bool")
+STEP_A = Column("step_a", "steps", "earlier checkpoint of the pair", "int")
+STEP_B = Column("step_b", "steps", "later checkpoint of the pair", "int")
+
+# ------------------------------------------------------------------------------------ training run
+TRAIN = register_table(
+    Table(
+        "train",
+        "metrics",
+        "one row per (step, split, source)",
+        (
+            STEP,
+            EPOCH,
+            Column("split", "", "train | test", "text"),
+            Column(
+                "source",
+                "",
+                "batch: mean over the minibatches since the previous batch row (computed before each "
+                "update); eval: the whole split in eval mode",
+                "text",
+            ),
+            LOSS,
+            Column("accuracy", "fraction", "fraction of correct argmax predictions", domain=FRACTION),
+            LR,
+            GRAD_NORM,
+            Column("update_norm", "θ", "norm of the parameter change of the update (batch rows)"),
+            Column("param_norm", "θ", "norm of the parameter vector"),
+            WALL_S,
+        ),
+    )
+)
+
+# ------------------------------------------------------------------------------- analysis, per step
+SPECTRUM = register_table(
+    Table(
+        "spectrum",
+        "analysis",
+        "top-k (and bottom) eigenpairs of each checkpoint",
+        (
+            STEP,
+            Column("which", "", "top | bottom", "text"),
+            RANK,
+            EIGENVALUE,
+            Column("residual", "L/θ²", "||Hv − λv||"),
+            Column("rel_residual", "1", "residual / |λ1|"),
+            CONVERGED,
+            IPR,
+            IPR_NORMALIZED,
+            Column("count_50", "entries", "fewest entries holding 50% of the squared mass", "int"),
+            Column("count_90", "entries", "fewest entries holding 90% of the squared mass", "int"),
+        ),
+        group="spectrum",
+        per="step",
+        always=True,
+    )
+)
+
+LAYER_MASS = register_table(
+    Table(
+        "layer_mass",
+        "analysis",
+        "share of each top eigenvector's squared mass per parameter tensor (sums to 1 over param)",
+        (STEP, RANK, PARAM, MASS),
+        group="localization",
+        per="step",
+    )
+)
+
+SUMMARY = register_table(
+    Table(
+        "summary",
+        "analysis",
+        "one row per checkpoint",
+        (
+            STEP,
+            EPOCH,
+            LAMBDA_MAX,
+            Column("lambda_min", "L/θ²", "smallest eigenvalue (bottom group or dense path)"),
+            TRACE,
+            Column("trace_se", "L/θ²", "standard error of the trace estimate", domain=NON_NEGATIVE),
+            Column("trace_sq", "L²/θ⁴", "tr(H²)"),
+            Column("trace_sq_se", "L²/θ⁴", "standard error of tr(H²)"),
+            Column(
+                "ws_bound", "L/θ²", "Wolkowicz–Styan upper bound μ + s·sqrt(P−1) on λmax", domain=POSITIVE
+            ),
+            Column("ws_bound_se", "L/θ²", "its delta-method standard error", domain=NON_NEGATIVE),
+            Column("ws_lower", "L/θ²", "Wolkowicz–Styan lower bound μ + s/sqrt(P−1) on λmax"),
+            Column(
+                "lambda_max_over_ws", "1", "λmax / ws_bound (≤ 1 up to estimation error)", domain=POSITIVE
+            ),
+            Column("loss", "L", "loss on the Hessian set, in the Hessian mode", domain=POSITIVE),
+            Column("grad_norm", "L/θ", "norm of the gradient of that loss"),
+            Column("lr", "θ²/L", "learning rate at the checkpoint"),
+            Column("sharpness_lr", "1", "lr · λmax"),
+            Column(
+                "stability_threshold",
+                "L/θ²",
+                "2/lr (SGD), (2+2β)/lr (momentum), empty for adaptive optimizers",
+                domain=POSITIVE,
+            ),
+            Column(
+                "precond_lambda_max",
+                "1/η",
+                "λmax of the preconditioned Hessian P^-1/2 H P^-1/2 (Adam, RMSprop)",
+                domain=POSITIVE,
+            ),
+            Column(
+                "precond_threshold",
+                "1/η",
+                "(2+2β1)/((1−β1)lr) for Adam, (2+2m)/lr for RMSprop; empty otherwise",
+                domain=POSITIVE,
+            ),
+            Column(
+                "grad_alignment", "fraction", "||P_k g||²/||g||² in the top-k eigenspace", domain=FRACTION
+            ),
+            Column(
+                "update_alignment",
+                "fraction",
+                "the same for θ − θ_previous in the previous checkpoint's top-k space",
+                domain=FRACTION,
+            ),
+            Column("hvps", "products", "Hessian-vector products spent on this checkpoint", "int"),
+            Column("wall_s", "s", "wall-clock seconds of this checkpoint's analysis"),
+            Column("n_converged", "eigenpairs", "converged top eigenpairs", "int"),
+            Column("all_converged", "", "every top eigenpair converged", "bool"),
+            Column("hessian_set_size", "examples", "examples in the Hessian set", "int"),
+            Column("num_params", "parameters", "P, the number of trainable parameters", "int"),
+            Column("precond_converged", "", "precond_lambda_max reached the tolerance", "bool"),
+            Column("ws_bound_hi", "L/θ²", "upper end of the bound's interval from the trace errors"),
+            Column(
+                "ws_variance_clipped",
+                "",
+                "the estimated spectral variance was negative, clipped at 0",
+                "bool",
+            ),
+        ),
+        per="step",
+        always=True,
+    )
+)
+
+TOP_PARAMS = register_table(
+    Table(
+        "top_params",
+        "analysis",
+        "the heaviest entries of the leading eigenvectors (ranks 1–3, 10 entries each)",
+        (
+            STEP,
+            RANK,
+            Column("position", "", "position among the heaviest entries (1 = the heaviest)", "rank"),
+            Column("index", "", "0-based index into the flat parameter vector θ", "int"),
+            PARAM,
+            Column("entry", "", "0-based index inside the tensor, e.g. (3, 17)", "text"),
+            Column("value", "1", "signed component v_j of the unit eigenvector"),
+            MASS,
+        ),
+        group="localization",
+        per="step",
+    )
+)
+
+DENSITY = register_table(
+    Table(
+        "density",
+        "analysis",
+        "spectral density by stochastic Lanczos quadrature",
+        (
+            STEP,
+            Column("eigenvalue", "L/θ²", "grid point", domain=POSITIVE),
+            Column("density", "θ²/L", "density per unit eigenvalue", domain=NON_NEGATIVE),
+        ),
+        group="density",
+        per="step",
+    )
+)
+
+# -------------------------------------------------------------------------------- analysis, per run
+TRAJECTORY = register_table(
+    Table(
+        "trajectory",
+        "analysis",
+        "eigenvector motion between checkpoints; per-rank metrics (rank = rank at step_a) for consecutive "
+        "checkpoints and every checkpoint against the first and the last, the others (rank empty) for all "
+        "pairs step_a < step_b (the two-time form C(t_w, t_w + τ))",
+        (
+            STEP_A,
+            STEP_B,
+            Column("metric", "", "one of the trajectory metrics below", "text"),
+            RANK,
+            Column("value", "", "the metric's value"),
+        ),
+        group="trajectory",
+    )
+)
+
+EVENTS = register_table(
+    Table(
+        "events",
+        "analysis",
+        "rank changes and near-degenerate clusters between consecutive checkpoints",
+        (
+            STEP_A,
+            STEP_B,
+            Column("kind", "", "crossing | cluster", "text"),
+            Column("rank_a", "", "rank at step_a (a cluster: its first rank)", "rank"),
+            Column("rank_b", "", "rank at step_b (a cluster: its first rank)", "rank"),
+            Column(
+                "detail",
+                "",
+                "overlap=… (crossing); ranks_a=…, ranks_b=…, subspace_overlap=… (cluster)",
+                "text",
+            ),
+        ),
+        group="trajectory",
+    )
+)
+
+NULLS = register_table(
+    Table(
+        "nulls",
+        "analysis",
+        "null models of the IPR: random unit vectors in R^P and the top eigenvectors at random inits",
+        (
+            Column("null", "", "random | architecture", "text"),
+            Column("seed", "", "the null's seed (analysis.seed; init seed for architecture)", "int"),
+            Column("sample", "", "0-based sample index (random vector; init for architecture)", "int"),
+            Column("rank", "", "rank of the eigenpair (architecture); empty for random vectors", "rank"),
+            IPR,
+            IPR_NORMALIZED,
+            Column("converged", "", "the eigenpair converged (architecture); empty for random", "bool"),
+        ),
+        group="localization",
+    )
+)
+
+REPARAM = register_table(
+    Table(
+        "reparam",
+        "analysis",
+        "Dinh et al. α-rescaling at the last analyzed checkpoint: what moves and what does not",
+        (
+            STEP,
+            Column("alpha", "1", "rescaling factor of the first layer (last layer 1/α)"),
+            Column("scalings", "", "per-layer factors, space separated", "text"),
+            Column("output_diff", "logits", "max |f_α(x) − f(x)| over the Hessian set (≈ 0)"),
+            Column("loss", "L", "loss at the rescaled weights, in the Hessian mode", domain=POSITIVE),
+            LAMBDA_MAX,
+            TRACE,
+            Column("eps_sharpness", "%", "Keskar et al. ε-sharpness", domain=NON_NEGATIVE),
+            Column("theta_h_theta", "L", "θᵀHθ (α-invariant)", domain=POSITIVE),
+            Column("scaled_lambda_max", "L", "λmax of diag|θ| H diag|θ| (α-invariant)", domain=POSITIVE),
+        ),
+        group="reparam",
+    )
+)
+
+# ------------------------------------------------------- trajectory.csv metrics and report metrics
+TRAJECTORY_METRICS = (
+    Column(
+        "displacement_matched",
+        "1",
+        "2(1 − |overlap|) with the matched vector, cluster-aware",
+        domain=DISPLACEMENT,
+    ),
+    Column(
+        "displacement_ranked", "1", "2(1 − |overlap|) with the same rank, no matching", domain=DISPLACEMENT
+    ),
+    Column("overlap_matched", "1", "|overlap| with the assigned vector (plain assignment)"),
+    Column("subspace_overlap", "1", "||P_a P_b||²_F / k of the top-k spaces", domain=FRACTION),
+    Column("grassmann_distance", "rad", "Grassmann distance of the top-k spaces"),
+    Column("mean_matched_overlap", "1", "mean over ranks of the cluster-aware matched overlap"),
+)
+register_metrics(*TRAJECTORY_METRICS)
+
+REPORT_METRICS = (
+    Column("final_train_loss", "L", "train loss at the last evaluation", domain=POSITIVE),
+    Column("final_test_loss", "L", "test loss at the last evaluation", domain=POSITIVE),
+    Column("final_train_accuracy", "fraction", "train accuracy at the last evaluation", domain=FRACTION),
+    Column("final_test_accuracy", "fraction", "test accuracy at the last evaluation", domain=FRACTION),
+    Column("final_lambda_max", "L/θ²", "λmax at the last analyzed checkpoint", domain=POSITIVE),
+    Column(
+        "final_lambda_max_over_ws", "1", "λmax / WS bound at the last analyzed checkpoint", domain=POSITIVE
+    ),
+    Column("final_ipr_normalized", "1", "normalized IPR at the last analyzed checkpoint", domain=POSITIVE),
+    Column(
+        "mean_displacement", "1", "matched displacement averaged over ranks and pairs", domain=DISPLACEMENT
+    ),
+    Column("stability_ratio", "1", "λmax / its stability threshold (1 = the edge)", domain=POSITIVE),
+    Column("random_alignment", "fraction", "k/P: the alignment of a random direction", domain=FRACTION),
+    Column("ipr_normalized_null", "1", "normalized IPR of a null model", domain=POSITIVE),
+    Column("crossings", "count", "crossings between consecutive checkpoints", domain=NON_NEGATIVE),
+    Column("clusters", "count", "cluster groups between consecutive checkpoints", domain=NON_NEGATIVE),
+)
+register_metrics(*REPORT_METRICS)
