@@ -29,15 +29,25 @@ def curvature_operator(
     mode: HessianMode | None = None,
     dtype: torch.dtype | None = None,
     backend: HvpBackend = "auto",
+    sample_weights: torch.Tensor | None = None,
 ) -> CurvatureOperator:
     """Hessian or GGN of the mean loss of `model` over (x (N, ...), y (N,)), P×P over the selected parameters.
 
     loss_fn(logits, y) -> mean loss (default: cross-entropy); batch_size=None evaluates all N at once;
     params selects parameter names/prefixes (default: all trainable); dtype casts a private copy of the
-    model (default: the model's dtype). `model` itself is never modified.
+    model (default: the model's dtype); sample_weights (N,) weights the examples (see EmpiricalRisk). `model`
+    itself is never modified.
     """
     risk = EmpiricalRisk(
-        model, x, y, loss_fn=loss_fn, batch_size=batch_size, params=params, mode=mode, dtype=dtype
+        model,
+        x,
+        y,
+        loss_fn=loss_fn,
+        batch_size=batch_size,
+        params=params,
+        mode=mode,
+        dtype=dtype,
+        sample_weights=sample_weights,
     )
     if curvature == "hessian":
         return HessianOperator(risk, backend=backend)
@@ -60,9 +70,18 @@ def flat_gradient(
     params: Sequence[str] | None = None,
     mode: HessianMode | None = None,
     dtype: torch.dtype | None = None,
+    sample_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """∇L(θ) as a flat (P,) vector: the gradient of the same objective the curvature operators differentiate."""
     risk = EmpiricalRisk(
-        model, x, y, loss_fn=loss_fn, batch_size=batch_size, params=params, mode=mode, dtype=dtype
+        model,
+        x,
+        y,
+        loss_fn=loss_fn,
+        batch_size=batch_size,
+        params=params,
+        mode=mode,
+        dtype=dtype,
+        sample_weights=sample_weights,
     )
     return risk.loss_and_gradient().gradient

@@ -5,16 +5,15 @@ from __future__ import annotations
 import torch
 
 from hessdyn.curvature.operator import CurvatureOperator
-from hessdyn.curvature.risk import EmpiricalRisk
-
-Batch = tuple[torch.Tensor, torch.Tensor, float]
+from hessdyn.curvature.risk import Batch, EmpiricalRisk
 
 
 class GGNOperator(CurvatureOperator):
     """G = Σ_b J_bᵀ·∇²_z ℓ_b·J_b (+ weight-decay term), J_b = ∂f(θ, x_b)/∂θ, ℓ_b the batch's loss share.
 
     For mean cross-entropy ∇²_z ℓ is (n_b/N)·(diag(p) − ppᵀ)/n_b per example, so G = (1/N) Σ_n J_nᵀ(diag(p_n) −
-    p_n p_nᵀ)J_n. Products use only reverse mode: J·v as the derivative of Jᵀu with respect to u.
+    p_n p_nᵀ)J_n (with the risk's sample_weights, w_n in place of 1/N). Products use only reverse mode: J·v as
+    the derivative of Jᵀu with respect to u.
     """
 
     def __init__(self, risk: EmpiricalRisk, *, cache_graph: bool = True) -> None:
@@ -24,7 +23,7 @@ class GGNOperator(CurvatureOperator):
         self._cached: tuple | None = None
 
     def _graphs(self, batch: Batch) -> tuple:
-        xb, yb, weight = batch
+        xb = batch[0]
         params = self.risk.params
         out = self.risk.outputs(params, xb)
         u = torch.zeros_like(out, requires_grad=True)
@@ -32,7 +31,7 @@ class GGNOperator(CurvatureOperator):
             out, params, u, create_graph=True, allow_unused=True, materialize_grads=True
         )
         z = out.detach().requires_grad_(True)
-        gz = torch.autograd.grad(self.risk.loss_fn(z, yb) * weight, z, create_graph=True)[0]
+        gz = torch.autograd.grad(self.risk.output_loss(z, batch), z, create_graph=True)[0]
         return out, u, jtu, z, gz
 
     def _matmat(self, V: torch.Tensor) -> torch.Tensor:

@@ -8,9 +8,8 @@ import torch
 
 from hessdyn.curvature.hvp import double_backward_products, forward_over_reverse_products, gradient_graph
 from hessdyn.curvature.operator import CurvatureOperator
-from hessdyn.curvature.risk import EmpiricalRisk
+from hessdyn.curvature.risk import Batch, EmpiricalRisk
 
-Batch = tuple[torch.Tensor, torch.Tensor, float]
 HvpBackend = Literal["auto", "double_backward", "forward_over_reverse"]
 
 

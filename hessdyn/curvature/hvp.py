@@ -21,9 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch.func import grad, jvp, vmap
 
-from hessdyn.curvature.risk import EmpiricalRisk
-
-Batch = tuple[torch.Tensor, torch.Tensor, float]
+from hessdyn.curvature.risk import Batch, EmpiricalRisk
 
 
 def gradient_graph(risk: EmpiricalRisk, batch: Batch) -> tuple[torch.Tensor, ...]:

@@ -13,13 +13,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
+from torch.func import functional_call, vmap
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from hessdyn.curvature.mode import HessianMode
 from hessdyn.curvature.params import ParamLayout
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# (x_b, y_b, share): share is the float n_b / N (uniform weights: the batch's mean loss is scaled by it), or
+# the batch's (n_b,) tensor of per-sample weights w_n (explicit weights: Σ_n w_n ℓ_n).
+Batch = tuple[torch.Tensor, torch.Tensor, float | torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,12 @@ class EmpiricalRisk:
 
     L(θ) = Σ_b (n_b / N) · loss_fn(f(θ, x_b), y_b)  [+ (c/2)·||θ_decayed||² with c = mode.weight_decay],
     so with batchnorm="eval" the value and its derivatives do not depend on `batch_size`.
+
+    sample_weights: optional (N,) relative weights of the examples (finite, >= 0, not all 0), normalized
+        here to w_n summing to 1; the data term becomes Σ_n w_n ℓ_n with ℓ_n = loss_fn on example n alone
+        (so loss_fn must be the batch mean of per-example losses, as cross-entropy and MSE are). None means
+        w_n = 1/N through the mean above. Every operator built on this risk (Hessian, GGN, gradient moments)
+        uses the same weights.
     """
 
     def __init__(
@@ -95,6 +104,7 @@ class EmpiricalRisk:
         params: Sequence[str] | None = None,
         mode: HessianMode | None = None,
         dtype: torch.dtype | None = None,
+        sample_weights: torch.Tensor | None = None,
     ) -> None:
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"x has {x.shape[0]} examples but y has {y.shape[0]}")
@@ -116,8 +126,14 @@ class EmpiricalRisk:
         y = y.to(self.device)
         n_total = x.shape[0]
         size = n_total if batch_size is None else batch_size
-        self.batches: tuple[tuple[torch.Tensor, torch.Tensor, float], ...] = tuple(
-            (x[i : i + size], y[i : i + size], min(size, n_total - i) / n_total)
+        self.sample_weights = _normalized_weights(sample_weights, n_total, self.dtype, self.device)
+        weights = self.sample_weights
+        self.batches: tuple[Batch, ...] = tuple(
+            (
+                x[i : i + size],
+                y[i : i + size],
+                min(size, n_total - i) / n_total if weights is None else weights[i : i + size],
+            )
             for i in range(0, n_total, size)
         )
         self.num_examples = n_total
@@ -134,12 +150,32 @@ class EmpiricalRisk:
         """Network outputs f(θ, x) with θ given as per-parameter tensors in layout order."""
         return functional_call(self.module, dict(zip(self.layout.names, params, strict=True)), (x,))
 
-    def batch_loss(
-        self, params: Sequence[torch.Tensor], batch: tuple[torch.Tensor, torch.Tensor, float]
-    ) -> torch.Tensor:
-        """This batch's share (n_b / N) · mean loss of the data term; weight decay excluded."""
-        xb, yb, weight = batch
-        return self.loss_fn(self.outputs(params, xb), yb) * weight
+    def batch_loss(self, params: Sequence[torch.Tensor], batch: Batch) -> torch.Tensor:
+        """This batch's share of the data term, (n_b / N) · mean loss or Σ_{n in b} w_n ℓ_n; no weight decay."""
+        return self.output_loss(self.outputs(params, batch[0]), batch)
+
+    def output_loss(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """The batch's share of the data term as a function of the network outputs (n_b, ...) of its inputs."""
+        _, yb, share = batch
+        if isinstance(share, torch.Tensor):
+            return (self.per_example_losses(outputs, yb) * share).sum()
+        return self.loss_fn(outputs, yb) * share
+
+    def per_example_losses(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """(n,) losses ℓ_n = loss_fn(outputs[n:n+1], y[n:n+1]), each example alone (vmapped, one pass)."""
+
+        def one(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return self.loss_fn(output.unsqueeze(0), target.unsqueeze(0))
+
+        return vmap(one)(outputs, y)
+
+    def example_weights(self, batch: Batch) -> torch.Tensor:
+        """(n_b,) weights w_n of the batch's examples in the data term (1/N each unless sample_weights)."""
+        xb, _, share = batch
+        if isinstance(share, torch.Tensor):
+            return share
+        n_b = xb.shape[0]
+        return torch.full((n_b,), share / n_b, dtype=self.dtype, device=self.device)
 
     def flat_params(self) -> torch.Tensor:
         """θ as a flat (P,) vector in the risk's dtype."""
@@ -166,8 +202,9 @@ class EmpiricalRisk:
         mask = self.decay_mask if vecs.dim() == 1 else self.decay_mask[:, None]
         return out + self.mode.weight_decay * mask * vecs
 
-    def loss_and_gradient(self) -> LossGradient:
-        """Mean loss (float) and its flat gradient (P,), weight-decay term included when the mode has one."""
+    def loss_and_gradient(self, *, include_weight_decay: bool = True) -> LossGradient:
+        """Mean loss (float) and its flat gradient (P,), weight-decay term included when the mode has one
+        (include_weight_decay=False: the data term alone)."""
         total = torch.zeros(self.size, dtype=self.dtype, device=self.device)
         loss = 0.0
         for batch in self.batches:
@@ -175,8 +212,22 @@ class EmpiricalRisk:
             grads = torch.autograd.grad(value, self.params, allow_unused=True, materialize_grads=True)
             total += self.layout.flatten(grads)
             loss += float(value.detach())
-        if self.decay_mask is not None:
+        if self.decay_mask is not None and include_weight_decay:
             theta = self.flat_params()
             total = self.add_weight_decay(total, theta)
             loss += 0.5 * self.mode.weight_decay * float((self.decay_mask * theta).pow(2).sum())
         return LossGradient(loss=loss, gradient=total)
+
+
+def _normalized_weights(
+    weights: torch.Tensor | None, n: int, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor | None:
+    """(N,) weights scaled to sum to 1, in the risk's dtype and device; None stays None (uniform)."""
+    if weights is None:
+        return None
+    w = torch.as_tensor(weights).detach().to(device=device, dtype=torch.float64).reshape(-1)
+    if w.shape[0] != n:
+        raise ValueError(f"sample_weights has {w.shape[0]} entries for {n} examples")
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
+        raise ValueError("sample_weights must be finite and non-negative with a positive sum")
+    return (w / w.sum()).to(dtype)
