@@ -1,4 +1,5 @@
-"""Curvature operators of the mean loss over a Hessian set: Hessian, GGN, diagonal conjugates, dense path.
+"""Curvature operators of the mean loss over a Hessian set: Hessian, GGN, gradient second moment and
+covariance, diagonal conjugates, dense path.
 
 Flat vectors follow `ParamLayout` order (`model.named_parameters()` restricted to the selection).
 """
@@ -6,8 +7,15 @@ Flat vectors follow `ParamLayout` order (`model.named_parameters()` restricted t
 from hessdyn.curvature.build import Curvature, curvature_operator, flat_gradient
 from hessdyn.curvature.dense import dense_matrix
 from hessdyn.curvature.ggn import GGNOperator
+from hessdyn.curvature.gradient_moments import (
+    CovarianceOperator,
+    GradientMomentOperator,
+    MomentBackend,
+    SecondMomentOperator,
+)
 from hessdyn.curvature.hessian import HessianOperator, HvpBackend
 from hessdyn.curvature.mode import HessianMode
+from hessdyn.curvature.moment_diagonals import GradientMomentDiagonals, gradient_moment_diagonals
 from hessdyn.curvature.operator import (
     CurvatureOperator,
     DiagonalConjugate,
@@ -15,6 +23,7 @@ from hessdyn.curvature.operator import (
     NonFiniteCurvature,
 )
 from hessdyn.curvature.params import ParamLayout
+from hessdyn.curvature.per_sample import PerSampleGradientsUndefined
 from hessdyn.curvature.risk import (
     EmpiricalRisk,
     HessianSet,
@@ -26,11 +35,14 @@ from hessdyn.curvature.risk import (
 from hessdyn.curvature.three_layer_traces import ThreeLayerTraces, three_layer_traces
 
 __all__ = [
+    "CovarianceOperator",
     "Curvature",
     "CurvatureOperator",
     "DiagonalConjugate",
     "EmpiricalRisk",
     "GGNOperator",
+    "GradientMomentDiagonals",
+    "GradientMomentOperator",
     "HessianMode",
     "HessianOperator",
     "HessianSet",
@@ -38,13 +50,17 @@ __all__ = [
     "LossFn",
     "LossGradient",
     "MatrixOperator",
+    "MomentBackend",
     "NonFiniteCurvature",
     "ParamLayout",
+    "PerSampleGradientsUndefined",
+    "SecondMomentOperator",
     "ThreeLayerTraces",
     "cast_model",
     "curvature_operator",
     "dense_matrix",
     "flat_gradient",
+    "gradient_moment_diagonals",
     "select_hessian_set",
     "three_layer_traces",
 ]

@@ -16,6 +16,7 @@ from torch import nn
 from torch.func import functional_call
 
 N, D_IN, C = 24, 5, 3
+IMAGE = (1, 5, 5)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,18 @@ def _bn_net() -> nn.Module:
     return model  # left in train mode on purpose: the operator must not care
 
 
+def _conv_bn_net() -> nn.Module:
+    """Conv → BatchNorm2d → ReLU → Linear on (N, 1, 5, 5) images, with moved running statistics."""
+    torch.manual_seed(5)
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 3 * 3, C)
+    ).double()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(16, *IMAGE, dtype=torch.float64) * 2 + 1)
+    return model
+
+
 def _dropout_net() -> nn.Module:
     torch.manual_seed(3)
     return nn.Sequential(
@@ -57,6 +70,7 @@ def _linear() -> nn.Module:
 
 MLPS = [Case("tanh", _mlp(nn.Tanh)), Case("relu", _mlp(nn.ReLU)), Case("softplus", _mlp(nn.Softplus))]
 BN = Case("batchnorm", _bn_net, has_bn=True)
+CONV_BN = Case("conv_batchnorm", _conv_bn_net, has_bn=True)
 DROPOUT = Case("dropout", _dropout_net)
 LINEAR = Case("linear", _linear)
 ALL = [*MLPS, BN, DROPOUT, LINEAR]
@@ -67,11 +81,18 @@ def data(seed: int = 0, n: int = N) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(n, D_IN, generator=gen, dtype=torch.float64), torch.randint(0, C, (n,), generator=gen)
 
 
+def image_data(seed: int = 0, n: int = N) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n, *IMAGE, generator=gen, dtype=torch.float64), torch.randint(
+        0, C, (n,), generator=gen
+    )
+
+
 def _reference_module(model: nn.Module, batchnorm: str) -> nn.Module:
     ref = copy.deepcopy(model).eval()
     if batchnorm == "train":
         for m in ref.modules():
-            if isinstance(m, nn.BatchNorm1d):
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.train()
     return ref
 
@@ -149,3 +170,14 @@ def spectrum_matrix(eigenvalues: torch.Tensor, seed: int = 0) -> tuple[torch.Ten
     n = eigenvalues.shape[0]
     Q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
     return (Q * eigenvalues) @ Q.T, Q
+
+
+def reference_per_example_gradients(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn=F.cross_entropy
+) -> torch.Tensor:
+    """(N, P) gradients of each example's own loss, the Jacobian of the vector of per-example losses."""
+    logits, theta0 = flat_function(model, x)
+    return torch.autograd.functional.jacobian(
+        lambda t: torch.stack([loss_fn(logits(t)[n : n + 1], y[n : n + 1]) for n in range(x.shape[0])]),
+        theta0,
+    )
