@@ -104,3 +104,18 @@ class SpectralDensityResult:
     def moment(self, p: int) -> float:
         """Quadrature estimate of (1/P)·tr(A^p)."""
         return float((self.weights * self.nodes.pow(p)).sum(dim=1).mean())
+
+
+@dataclass(frozen=True)
+class DiagonalResult:
+    """A stochastic estimate of diag(A) (P,) float64 with the standard error of each entry (P,), same units.
+
+    num_probes: random probes behind every entry; num_hvps: operator products spent (= num_probes).
+    """
+
+    diagonal: torch.Tensor
+    standard_error: torch.Tensor
+    num_probes: int
+    num_hvps: int
+    wall_seconds: float
+    method: str
