@@ -4,6 +4,7 @@ Pure functions of models, flat parameter vectors and curvature operators (hessdy
 evaluated through :class:`hessdyn.curvature.EmpiricalRisk`'s flat-θ view. No files, no configuration.
 """
 
+from hessdyn.reparam.diagonal_sharpness import WeightedHessianDiagonal, weighted_hessian_diagonal
 from hessdyn.reparam.rescaling import (
     AlphaRescaling,
     AlphaScaling,
@@ -29,6 +30,7 @@ __all__ = [
     "AlphaScaling",
     "EpsilonSharpness",
     "SharpnessMeasures",
+    "WeightedHessianDiagonal",
     "alpha_grid",
     "alpha_rescale",
     "epsilon_sharpness",
@@ -40,4 +42,5 @@ __all__ = [
     "rescalable_layers",
     "scale_invariant_operator",
     "sharpness_measures",
+    "weighted_hessian_diagonal",
 ]
