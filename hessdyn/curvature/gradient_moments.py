@@ -190,22 +190,25 @@ def _jvp_maps(risk: EmpiricalRisk, chunk: ExampleChunk, *, keep: bool) -> tuple[
     def losses_of(*params: torch.Tensor) -> torch.Tensor:
         return per_example_losses(risk, params, chunk)
 
+    linear: Callable[..., torch.Tensor]
     if keep:
         with warnings.catch_warnings():
             # torch.fx's constant folding inside linearize warns about its own graph module; nothing to act on.
             warnings.filterwarnings("ignore", message=r".*get_attr Node", category=UserWarning)
-            _, linear = linearize(losses_of, *primals)
+            linear = linearize(losses_of, *primals)[1]
     else:
 
         def linear(*tangent: torch.Tensor) -> torch.Tensor:
-            return jvp(losses_of, primals, tangent)[1]
+            out: torch.Tensor = jvp(losses_of, primals, tangent)[1]
+            return out
 
-    _, pullback = vjp(losses_of, *primals)
+    pullback = vjp(losses_of, *primals)[1]
 
     def jvp_fn(tangents: tuple[torch.Tensor, ...]) -> torch.Tensor:
         if tangents[0].shape[0] == 1:
             return linear(*(t[0] for t in tangents))[:, None]
-        return vmap(linear)(*tangents).T
+        columns: torch.Tensor = vmap(linear)(*tangents)
+        return columns.T
 
     def vjp_fn(cotangent: torch.Tensor) -> torch.Tensor:
         return risk.layout.flatten(pullback(cotangent))

@@ -77,7 +77,7 @@ def gradient_moment_diagonals(risk: EmpiricalRisk, chunk_size: int | None = None
             continue
         G = per_sample_gradients(risk, chunk).to(torch.float64)
         chunk_mean = (w @ G) / weight
-        chunk_centred = w @ (G - chunk_mean).pow(2)
+        chunk_centred = w @ G.sub_(chunk_mean).pow_(2)  # in place: one n × P buffer per chunk
         # Chan, Golub & LeVeque (1979): merge two weighted (mean, centred sum of squares) summaries.
         delta = chunk_mean - mean
         merged = total + weight

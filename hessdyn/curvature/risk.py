@@ -167,7 +167,8 @@ class EmpiricalRisk:
         def one(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             return self.loss_fn(output.unsqueeze(0), target.unsqueeze(0))
 
-        return vmap(one)(outputs, y)
+        losses: torch.Tensor = vmap(one)(outputs, y)
+        return losses
 
     def example_weights(self, batch: Batch) -> torch.Tensor:
         """(n_b,) weights w_n of the batch's examples in the data term (1/N each unless sample_weights)."""

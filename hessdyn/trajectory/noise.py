@@ -57,7 +57,8 @@ def joint_basis(vectors_a: ArrayLike, vectors_b: ArrayLike, *, rtol: float = 1e-
     if block_a.shape[1] != block_b.shape[1]:
         raise ValueError(f"blocks live in different spaces: P={block_a.shape[1]} vs P={block_b.shape[1]}")
     U, S, _ = torch.linalg.svd(torch.cat([block_a, block_b]).T, full_matrices=False)
-    return U[:, : int((S > rtol * S[0]).sum())]
+    basis: torch.Tensor = U[:, : int((S > rtol * S[0]).sum())]
+    return basis
 
 
 def compress_jointly(
@@ -211,35 +212,46 @@ def diagonal_power_law(
     if noise_se is not None:
         significant &= c > min_significance * to_numpy(as_vector(noise_se))
     x, y = np.log(h[significant]), np.log(c[significant])
-    counts = {
-        "num_used": int(significant.sum()),
-        "num_total": int(h.shape[0]),
-        "nonpositive_curvature": int((h <= 0).sum()),
-        "nonpositive_noise": int(((c <= 0) & (h > 0)).sum()),
-        "insignificant": int((positive & ~significant).sum()),
-    }
-    return PowerLawFit(**_ols_slope(x, y, confidence), confidence=confidence, **counts)
+    line = _least_squares_line(x, y, confidence)
+    return PowerLawFit(
+        gamma=line.slope,
+        gamma_se=line.slope_se,
+        ci_low=line.slope - line.half_width,
+        ci_high=line.slope + line.half_width,
+        confidence=confidence,
+        prefactor=math.exp(line.intercept),
+        r_squared=line.r_squared,
+        num_used=int(significant.sum()),
+        num_total=int(h.shape[0]),
+        nonpositive_curvature=int((h <= 0).sum()),
+        nonpositive_noise=int(((c <= 0) & (h > 0)).sum()),
+        insignificant=int((positive & ~significant).sum()),
+    )
 
 
-def _ols_slope(x: np.ndarray, y: np.ndarray, confidence: float) -> dict[str, float]:
+@dataclass(frozen=True)
+class _Line:
+    """y ≈ intercept + slope·x by ordinary least squares; half_width of the slope's t-interval."""
+
+    slope: float
+    intercept: float
+    slope_se: float
+    half_width: float
+    r_squared: float
+
+
+def _least_squares_line(x: np.ndarray, y: np.ndarray, confidence: float) -> _Line:
     n = x.shape[0]
     sxx = float(((x - x.mean()) ** 2).sum()) if n else 0.0
     if n < 3 or sxx == 0.0:
-        return dict.fromkeys(("gamma", "gamma_se", "ci_low", "ci_high", "prefactor", "r_squared"), math.nan)
+        return _Line(math.nan, math.nan, math.nan, math.nan, math.nan)
     slope = float(((x - x.mean()) * (y - y.mean())).sum()) / sxx
     intercept = float(y.mean()) - slope * float(x.mean())
     residuals = y - (intercept + slope * x)
     ss_res, ss_tot = float((residuals**2).sum()), float(((y - y.mean()) ** 2).sum())
     se = math.sqrt(ss_res / (n - 2) / sxx)
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 2)) * se
-    return {
-        "gamma": slope,
-        "gamma_se": se,
-        "ci_low": slope - half,
-        "ci_high": slope + half,
-        "prefactor": math.exp(intercept),
-        "r_squared": 1.0 - ss_res / ss_tot if ss_tot > 0 else math.nan,
-    }
+    return _Line(slope, intercept, se, half, 1.0 - ss_res / ss_tot if ss_tot > 0 else math.nan)
 
 
 @dataclass(frozen=True)
