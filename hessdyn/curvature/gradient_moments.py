@@ -18,11 +18,15 @@ per-example losses ℓ(θ) ∈ R^n) and Σ_n w_n a_n g_n one vector-Jacobian pro
 
 Back ends (`backend`), all exact to round-off, memory bounded by `chunk_size` examples at a time:
   "double_vjp": J_ℓ v as the derivative of u ↦ J_ℓᵀu with respect to u (reverse mode only); with one chunk
-      the forward pass and the graph of J_ℓᵀu are kept and each product is two backward passes.
+      the forward pass and the graph of J_ℓᵀu are kept and each product is two backward passes. Memory: the
+      chunk's activations and their gradient graph, like a Hessian product over a batch of that size.
   "jvp": J_ℓ v by forward mode (torch.func.linearize, kept for one chunk), J_ℓᵀ by torch.func.vjp.
   "per_sample": the chunk's per-example gradients G (n × P, torch.func vmap over grad), then Gᵀ(w ⊙ G V):
-      memory n·P, but one pass serves a whole block of vectors.
-"auto" is "double_vjp" (fastest single-vector product on the benchmark MLP, scripts/bench_noise.py).
+      memory about 2·n·P numbers (measured), and ~30 Hessian products' time per pass on the benchmark MLP,
+      which a whole block of vectors shares.
+"auto" is "double_vjp": on the benchmark MLP (scripts/bench_noise.py, docs/measurements.md) one product
+costs about one Hessian product with the Hessian set in one batch or in four; forward-mode "jvp" is no
+faster with a kept linearization and slower without one.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from typing import Literal
 import torch
 from torch.func import jvp, linearize, vjp, vmap
 
-from hessdyn.curvature.hvp import _load_jvp_decompositions
+from hessdyn.curvature.hvp import load_jvp_decompositions
 from hessdyn.curvature.operator import CurvatureOperator
 from hessdyn.curvature.per_sample import (
     ExampleChunk,
@@ -83,7 +87,7 @@ class GradientMomentOperator(CurvatureOperator):
         self.chunks = example_chunks(risk, chunk_size)
         self.cache_graph = cache_graph and len(self.chunks) == 1 and self.backend != "per_sample"
         if self.backend == "jvp":
-            _load_jvp_decompositions()
+            load_jvp_decompositions()
         self._cached: tuple[JvpFn, VjpFn] | None = None
         self._decay = decay_gradient(risk)
         self._mean_gradient: torch.Tensor | None = None

@@ -58,7 +58,7 @@ def double_backward_products(
 
 
 @functools.cache
-def _load_jvp_decompositions() -> None:
+def load_jvp_decompositions() -> None:
     """torch loads its forward-mode decompositions on the first jvp and, doing so, scripts them with the
     deprecated torch.jit.script: a FutureWarning about torch's own code that users cannot act on. Load
     them once here with that one warning silenced."""
@@ -74,7 +74,7 @@ def forward_over_reverse_products(
     risk: EmpiricalRisk, batch: Batch, tangents: Sequence[torch.Tensor], chunk_size: int | None = None
 ) -> tuple[torch.Tensor, ...]:
     """H·t by a forward-mode derivative of the reverse-mode gradient (torch.func), vmapped over tangents."""
-    _load_jvp_decompositions()
+    load_jvp_decompositions()
     primals = tuple(p.detach() for p in risk.params)
 
     def loss(*ps: torch.Tensor) -> torch.Tensor:

@@ -214,3 +214,15 @@ def test_float32_products_agree_with_float64():
     M32 = SecondMomentOperator(EmpiricalRisk(model, x, y, dtype=torch.float32)).matmat(V)
     assert M32.dtype == torch.float32
     close(M32.double(), M64, rel=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_parameter_selection_gives_the_sub_block(backend):
+    model = RELU.build()
+    x, y = data()
+    w = uneven_weights(x.shape[0])
+    M, C, _ = reference_moments(reference_per_example_gradients(model, x, y), w)
+    risk = EmpiricalRisk(model, x, y, sample_weights=w, params=["2"])
+    block = slice(36, 36 + 42)  # "2.weight" (6 x 6) and "2.bias" (6) after "0.weight" (6 x 5) and "0.bias"
+    check_products(SecondMomentOperator(risk, backend=backend, chunk_size=5), M[block, block])
+    check_products(CovarianceOperator(risk, backend=backend), C[block, block])
