@@ -19,6 +19,7 @@ __all__ = [
     "hashable_config",
     "register_configs",
     "register_resolvers",
+    "run_dirname",
     "to_object",
 ]
 
@@ -37,15 +38,47 @@ NON_RESULT_KEYS: tuple[str, ...] = (
 )
 
 
-def _dirname(override_dirname: str) -> str:
-    """Folder name of a run from Hydra's ``override_dirname`` (``default`` when nothing is overridden)."""
-    name = override_dirname.replace("/", "_").replace("\\", "_").strip()
+# Keys that never name a run folder: the non-result keys, and the experiment (it names the sweep folder
+# through its ``name``).
+NON_NAMING_KEYS: tuple[str, ...] = (*NON_RESULT_KEYS, "experiment")
+
+
+def _names_run(key: str) -> bool:
+    """Whether an override of ``key`` (``analysis.top_k``, ``+dataset.root``, ``analysis``) is part of a run
+    folder's name: only settings that change what training computes are."""
+    key = key.lstrip("+~")
+    return not any(key == k or key.startswith(f"{k}.") for k in NON_NAMING_KEYS)
+
+
+def run_dirname(task_overrides: Any) -> str:
+    """Folder name of a run from its command-line overrides (Hydra's ``hydra.overrides.task``).
+
+    Hydra's ``override_dirname``, less every override of a key that does not change training
+    (:data:`NON_NAMING_KEYS`: ``analysis.*``, ``report.*``, ``device``, ...): a run is named, and trained,
+    once whatever it is later analyzed or reported with. ``default`` when nothing names it. A plain string
+    (an ``override_dirname`` already) is used as it is.
+    """
+    if isinstance(task_overrides, str):
+        name = task_overrides
+    else:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        lines = [str(o) for o in task_overrides]
+        parsed = OverridesParser.create().parse_overrides(lines)
+        name = ",".join(
+            sorted(
+                o.input_line or line
+                for o, line in zip(parsed, lines, strict=True)
+                if _names_run(o.key_or_group)
+            )
+        )
+    name = name.replace("/", "_").replace("\\", "_").strip()
     return name or "default"
 
 
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("hessdyn.dirname"):
-        OmegaConf.register_new_resolver("hessdyn.dirname", _dirname)
+        OmegaConf.register_new_resolver("hessdyn.dirname", run_dirname)
 
 
 def to_object(cfg: DictConfig) -> Any:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -33,7 +34,8 @@ USAGE = """usage: hessdyn run [experiment=NAME] [train overrides] [hydra/launche
 Runs train -> analyze -> report for every run of the experiment (its hydra.sweeper.params times your
 sweeps a=1,2), skipping finished stages: rerun the same command to resume after an interruption.
 Runs land in ${out_dir}/${name}/<overrides>/, the report in ${out_dir}/${name}/report/.
-Analysis and report settings come from the experiment (its analysis: and report: sections).
+Analysis and report settings come from the experiment (its analysis: and report: sections) and your
+analysis.* / report.* overrides; they never name run folders, so changing them retrains nothing.
 
 examples:
   hessdyn run experiment=quickstart
@@ -52,14 +54,24 @@ class Job:
 
 
 def plan(overrides: list[str]) -> list[Job]:
-    """Every training job of the command line, validated, with its run directory."""
-    jobs = []
+    """Every training job of the command line, validated, with its run directory (one job per folder).
+
+    Settings that do not change training (``analysis.*``, ``report.*``) do not name run folders, so
+    sweeping them would give several jobs one folder: that is refused with what to do instead.
+    """
+    jobs: dict[Path, Job] = {}
     for cfg in compose_jobs("train", overrides, multirun=True):
         HydraConfig.instance().set_config(cfg)
         run_dir = job_output_dir(cfg, multirun=True)
         check_run_dir(run_dir, cfg)
-        jobs.append(Job(run_dir, cfg))
-    return jobs
+        if run_dir in jobs:
+            raise HessdynError(
+                f"two jobs of this command would share the run folder {run_dir}: a sweep over settings that do "
+                "not change training (analysis.*, report.*) trains nothing new; run once, then "
+                "`hessdyn analyze sweep_dir=... analysis.name=NAME analysis.KEY=VALUE` per setting"
+            )
+        jobs[run_dir] = Job(run_dir, cfg)
+    return list(jobs.values())
 
 
 def _launcher_overrides(overrides: Sequence[str]) -> list[str]:
@@ -85,8 +97,12 @@ def _report_fresh(report_dir: Path, jobs: list[Job]) -> bool:
 
 
 def _override_value(value: object) -> str:
+    if isinstance(value, Enum):
+        value = value.value
     if isinstance(value, bool):
         return str(value).lower()
+    if value is None:
+        return "null"
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_override_value(v) for v in value) + "]"
     if isinstance(value, str):
@@ -94,8 +110,31 @@ def _override_value(value: object) -> str:
     return str(value)
 
 
+def settings_overrides(section: str, settings: object) -> list[str]:
+    """``section.key=value`` for every field of the dataclass ``settings``: a later stage gets exactly the
+    settings this process composed (an experiment's ``analysis:`` section, the user's overrides)."""
+    return [
+        f"{section}.{f.name}={_override_value(getattr(settings, f.name))}"
+        for f in dataclasses.fields(settings)
+    ]
+
+
 def _quote(path: Path) -> str:
     return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def analyze_command(todo: list[Job], overrides: Sequence[str]) -> list[str]:
+    """The ``hessdyn analyze`` command line of the pipeline's analysis stage for the runs ``todo``.
+
+    It passes the pipeline's own analysis settings (the experiment's, with the command line's overrides),
+    not each run's ``.hydra/config.yaml``: training is skipped for finished runs, which keep the copy of
+    the command that trained them.
+    """
+    analysis = to_object(todo[0].cfg).analysis
+    args = ["analyze", *settings_overrides("analysis", analysis), *_launcher_overrides(overrides)]
+    if len(todo) == 1:
+        return [*args, f"run_dir={_quote(todo[0].run_dir)}"]
+    return [args[0], "-m", *args[1:], "run_dir=" + ",".join(_quote(j.run_dir) for j in todo)]
 
 
 def run_pipeline(overrides: list[str]) -> int:
@@ -117,11 +156,7 @@ def run_pipeline(overrides: list[str]) -> int:
     analyzable = [j for j in jobs if j.run.checkpoints()]
     todo = [j for j in analyzable if not analysis_complete(j.run, to_object(j.cfg).analysis)]
     if todo:
-        args = ["analyze", "settings_from_run=true", *_launcher_overrides(overrides)]
-        if len(todo) == 1:
-            args.append(f"run_dir={_quote(todo[0].run_dir)}")
-        else:
-            args = [args[0], "-m", *args[1:], "run_dir=" + ",".join(_quote(j.run_dir) for j in todo)]
+        args = analyze_command(todo, overrides)
         rc = _call(args)
         if rc != 0:
             print(f"hessdyn run: analysis stopped with exit status {rc}; rerun to resume", file=sys.stderr)
@@ -136,10 +171,7 @@ def run_pipeline(overrides: list[str]) -> int:
         return 0
     report = to_object(jobs[0].cfg).report
     report = dataclasses.replace(report, analysis_name=to_object(jobs[0].cfg).analysis.name)
-    args = ["report", f"sweep_dir={_quote(sweep_dir)}"]
-    args += [
-        f"report.{f.name}={_override_value(getattr(report, f.name))}" for f in dataclasses.fields(report)
-    ]
+    args = ["report", f"sweep_dir={_quote(sweep_dir)}", *settings_overrides("report", report)]
     rc = _call(args)
     if rc == 0:
         print(f"hessdyn run: done; open {index_page(report_dir)}", file=sys.stderr)

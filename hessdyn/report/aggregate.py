@@ -402,6 +402,8 @@ def layer_mass_data(tables: SweepTables, ranks: int, level: float, max_params: i
     if not has_values(mass, "mass") or "param" not in mass.columns:
         return empty(["step", "param"])
     mass = mass[mass["status"].isin(IN_MEANS)]
+    if mass.empty:  # no run in the means (only diverged, failed, ... runs): nothing to average
+        return empty(["step", "param"])
     order = {p: i for i, p in enumerate(dict.fromkeys(mass["param"]))}
     frames = []
     for _group, part in mass.groupby("group", sort=True):

@@ -30,10 +30,7 @@ from hessdyn.config.errors import HessdynError
 from hessdyn.io import atomic_torch_save, atomic_write_json, read_json, safe_torch_load
 from hessdyn.store.analysis_dir import (
     DEFAULT_NAME,
-    EIGVECS_DIR,
-    STEPS_DIR,
     AnalysisDir,
-    is_analysis_folder_name,
     step_file_name,
 )
 from hessdyn.store.locks import exclusive_dir
@@ -48,8 +45,6 @@ CHECKPOINTS_DIR = "checkpoints"
 REPORT_DIR = "report"
 TRAIN_LOG = "train.log"
 _CHECKPOINT_FILE = re.compile(r"^step_(\d{8})\.pt$")
-# Folders a run writes itself (and caches): never searched for runs.
-_NOT_SEARCHED = {CHECKPOINTS_DIR, METRICS_DIR, REPORT_DIR, EIGVECS_DIR, STEPS_DIR, "__pycache__"}
 
 
 class RunDir:
@@ -211,8 +206,9 @@ def is_run_dir(path: str | Path) -> bool:
 def find_run_dirs(root: str | Path) -> list[Path]:
     """Run folders at or below ``root`` (a run or a sweep folder), sorted by path.
 
-    Hidden folders, the folders a run writes itself (checkpoints, metrics, analysis folders, reports) and
-    the inside of a run are not searched.
+    Hidden folders and the inside of a run (its checkpoints, metrics, analysis folders, reports) are not
+    searched; any other folder is, whatever its name (a run folder may be named ``analysis-x`` or
+    ``report``).
     """
     found: list[Path] = []
     for here_text, dirs, _files in os.walk(root):
@@ -221,11 +217,7 @@ def find_run_dirs(root: str | Path) -> list[Path]:
             found.append(here)
             dirs[:] = []  # a run holds no nested runs
             continue
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith(".") and d not in _NOT_SEARCHED and not is_analysis_folder_name(d)
-        )
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
     return sorted(found)
 
 

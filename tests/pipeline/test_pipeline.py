@@ -123,11 +123,16 @@ def _pipeline(tmp_path: Path, *args: str) -> subprocess.Popen:
     )
 
 
+# An analysis override names no run folder (issue 14, defect 1): the runs stay optimizer=X,seed=Y, they are
+# analyzed with it, and the report finds them.
+QUICKSTART = ("experiment=quickstart", "analysis.null_init_seeds=1")
+
+
 @pytest.mark.slow
 def test_quickstart_pipeline_end_to_end_resumes_after_kill_without_redoing_work(tmp_path):
     """`hessdyn run experiment=quickstart`, killed during its analysis stage, then rerun twice."""
     sweep = tmp_path / "results" / "quickstart"
-    proc = _pipeline(tmp_path, "experiment=quickstart")
+    proc = _pipeline(tmp_path, *QUICKSTART)
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
         if list(sweep.glob("*/analysis/steps/*.json")):
@@ -138,10 +143,11 @@ def test_quickstart_pipeline_end_to_end_resumes_after_kill_without_redoing_work(
     proc.wait()
     runs = sorted(p.parent for p in sweep.glob("*/run.json"))
     assert len(runs) == 4 and all(_status(r) == "completed" for r in runs)
+    assert sorted(r.name for r in runs) == [f"optimizer={o},seed={s}" for o in ("adam", "sgd") for s in (0, 1)]
     checkpoint_times = {p: p.stat().st_mtime_ns for p in sweep.rglob("checkpoints/*.pt")}
     done_before = {p: p.stat().st_mtime_ns for p in sweep.glob("*/analysis/steps/*.json")}
 
-    second = _pipeline(tmp_path, "experiment=quickstart")
+    second = _pipeline(tmp_path, *QUICKSTART)
     out, _ = second.communicate(timeout=900)
     assert second.returncode == 0, out[-3000:]
     assert "train: all 4 run(s) finished, skipped" in out
@@ -152,11 +158,12 @@ def test_quickstart_pipeline_end_to_end_resumes_after_kill_without_redoing_work(
     for run in runs:
         meta = json.loads((run / "analysis" / "analysis.json").read_text())
         assert meta["status"] == "complete"
+        assert meta["settings"]["null_init_seeds"] == 1 and meta["settings"]["top_k"] == 10
         summary = pd.read_csv(run / "analysis" / "summary.csv")
         assert list(summary.step) == meta["selected_steps"]
     report_stamp = (sweep / "report" / "index.html").stat().st_mtime_ns
 
-    third = _pipeline(tmp_path, "experiment=quickstart")
+    third = _pipeline(tmp_path, *QUICKSTART)
     out, _ = third.communicate(timeout=300)
     assert third.returncode == 0, out[-3000:]
     assert "analyze: all 4 run(s) analyzed, skipped" in out and "is up to date, skipped" in out
