@@ -14,7 +14,7 @@ from torch import nn
 
 from hessdyn.config import schema as s
 from hessdyn.curvature import CurvatureOperator, HessianMode, HessianSet, curvature_operator
-from hessdyn.solvers import DenseSpectrum, EigenResult, dense_eigh, eigsh_topk, full_spectrum
+from hessdyn.solvers import DenseSpectrum, EigenResult, Which, dense_eigh, eigsh_topk, full_spectrum
 
 
 @dataclass
@@ -100,7 +100,7 @@ class Checkpoint:
     def table_rows(self, name: str) -> list[dict[str, Any]]:
         return self.rows.setdefault(name, [])
 
-    def solve(self, k: int, which: str, start: torch.Tensor | None, seed: int) -> EigenResult:
+    def solve(self, k: int, which: Which, start: torch.Tensor | None, seed: int) -> EigenResult:
         """Top or bottom ``k`` eigenpairs: from the dense spectrum on the dense path, else by the configured
         solver (warm-started from ``start`` when it has the right shape)."""
         cfg = self.settings

@@ -43,6 +43,7 @@ def target_runs(run_dir: str | None, sweep_dir: str | None) -> list[Path]:
                 "for a folder of runs use sweep_dir="
             )
         return [path]
+    assert sweep_dir  # exactly one of the two is given
     path = Path(sweep_dir)
     if not path.is_dir():
         raise HessdynError(f"sweep_dir {path} does not exist")

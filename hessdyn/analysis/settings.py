@@ -6,8 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from omegaconf import OmegaConf
-
+from hessdyn.config import plain_dict
 from hessdyn.config import schema as s
 from hessdyn.store import RunDir
 
@@ -16,7 +15,7 @@ NON_RESULT_SETTINGS = ("name", "device")
 
 
 def settings_dict(cfg: s.AnalysisConfig) -> dict[str, Any]:
-    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True)
+    return plain_dict(cfg)
 
 
 def settings_fingerprint(cfg: s.AnalysisConfig | dict[str, Any]) -> str:

@@ -63,8 +63,8 @@ def _valid_keys(config_name: str, overrides: list[str]) -> dict[str, list[str]]:
     def walk(node: Any, path: str) -> None:
         if isinstance(node, DictConfig):
             out[path] = [str(k) for k in node.keys()]
-            for k in node.keys():
-                walk(node._get_node(k), f"{path}.{k}" if path else str(k))
+            for k in map(str, node.keys()):
+                walk(node._get_node(k), f"{path}.{k}" if path else k)
 
     walk(cfg, "")
     return out

@@ -100,14 +100,14 @@ def _refuse_unknown_keys(node: Any, path: str) -> None:
     object_type = OmegaConf.get_type(node)
     if dataclasses.is_dataclass(object_type):
         known = [f.name for f in dataclasses.fields(object_type)]
-        for key in node.keys():
+        for key in map(str, node.keys()):
             if key not in known:
-                where = f"{path}.{key}" if path else str(key)
+                where = f"{path}.{key}" if path else key
                 raise HessdynError(
                     f"unknown config key '{where}' (valid keys{' of ' + path if path else ''}: {', '.join(known)})"
                 )
-    for key in node.keys():
-        _refuse_unknown_keys(node._get_node(key), f"{path}.{key}" if path else str(key))
+    for key in map(str, node.keys()):
+        _refuse_unknown_keys(node._get_node(key), f"{path}.{key}" if path else key)
 
 
 class _writable:
@@ -125,14 +125,16 @@ class _writable:
         OmegaConf.set_readonly(self.cfg, self.readonly)
 
 
-def hashable_config(cfg: DictConfig | dict, exclude: tuple[str, ...] = NON_RESULT_KEYS) -> dict:
+def hashable_config(
+    cfg: DictConfig | dict[str, Any], exclude: tuple[str, ...] = NON_RESULT_KEYS
+) -> dict[str, Any]:
     """Resolved plain-dict config without Hydra's node and without the keys in ``exclude``."""
     if isinstance(cfg, DictConfig):
         if "hydra" in cfg:  # Hydra's own node may hold runtime-only interpolations: drop it before resolving
             cfg = cfg.copy()
             with _writable(cfg):
                 del cfg["hydra"]
-        plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        plain = _as_dict(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     else:
         plain = json.loads(json.dumps(cfg))
     plain.pop("hydra", None)
@@ -146,7 +148,19 @@ def hashable_config(cfg: DictConfig | dict, exclude: tuple[str, ...] = NON_RESUL
     return plain
 
 
-def config_hash(cfg: DictConfig | dict) -> str:
+def _as_dict(container: Any) -> dict[str, Any]:
+    """``OmegaConf.to_container`` of a DictConfig, typed as the dict it is."""
+    if not isinstance(container, dict):
+        raise TypeError(f"expected a config mapping, got {type(container).__name__}")
+    return container
+
+
+def plain_dict(cfg: Any) -> dict[str, Any]:
+    """A typed config (a schema dataclass) as plain, resolved JSON-ready data (enums as their names)."""
+    return _as_dict(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True))
+
+
+def config_hash(cfg: DictConfig | dict[str, Any]) -> str:
     """Short stable hash of the result-relevant part of a training config."""
     blob = json.dumps(hashable_config(cfg), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

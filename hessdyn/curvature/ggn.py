@@ -7,6 +7,9 @@ import torch
 from hessdyn.curvature.operator import CurvatureOperator
 from hessdyn.curvature.risk import Batch, EmpiricalRisk
 
+# (out, u, Jᵀu per parameter, z, ∇_z loss) of one batch
+_Graphs = tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]
+
 
 class GGNOperator(CurvatureOperator):
     """G = Σ_b J_bᵀ·∇²_z ℓ_b·J_b (+ weight-decay term), J_b = ∂f(θ, x_b)/∂θ, ℓ_b the batch's loss share.
@@ -20,9 +23,10 @@ class GGNOperator(CurvatureOperator):
         super().__init__(risk.layout, risk.dtype, risk.device, risk.mode)
         self.risk = risk
         self.cache_graph = cache_graph and len(risk.batches) == 1
-        self._cached: tuple | None = None
+        self._cached: _Graphs | None = None
 
-    def _graphs(self, batch: Batch) -> tuple:
+    def _graphs(self, batch: Batch) -> _Graphs:
+        """Output, dummy cotangent u, Jᵀu per parameter, detached output z and ∇_z loss (all with graphs)."""
         xb = batch[0]
         params = self.risk.params
         out = self.risk.outputs(params, xb)

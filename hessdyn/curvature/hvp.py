@@ -83,7 +83,8 @@ def forward_over_reverse_products(
     grad_fn = grad(loss, argnums=tuple(range(len(primals))))
 
     def one(*t: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return jvp(grad_fn, primals, t)[1]
+        products: tuple[torch.Tensor, ...] = jvp(grad_fn, primals, t)[1]
+        return products
 
     if tangents[0].shape[0] == 1:
         return tuple(h.unsqueeze(0) for h in one(*(t[0] for t in tangents)))

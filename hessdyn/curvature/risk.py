@@ -148,7 +148,10 @@ class EmpiricalRisk:
 
     def outputs(self, params: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """Network outputs f(θ, x) with θ given as per-parameter tensors in layout order."""
-        return functional_call(self.module, dict(zip(self.layout.names, params, strict=True)), (x,))
+        out: torch.Tensor = functional_call(
+            self.module, dict(zip(self.layout.names, params, strict=True)), (x,)
+        )
+        return out
 
     def batch_loss(self, params: Sequence[torch.Tensor], batch: Batch) -> torch.Tensor:
         """This batch's share of the data term, (n_b / N) · mean loss or Σ_{n in b} w_n ℓ_n; no weight decay."""
@@ -191,7 +194,9 @@ class EmpiricalRisk:
         if theta.shape != (self.size,):
             raise ValueError(f"expected a ({self.size},) parameter vector, got {tuple(theta.shape)}")
         params = self.layout.unflatten(theta)
-        total = sum((self.batch_loss(params, batch) for batch in self.batches), theta.new_zeros(()))
+        total: torch.Tensor = sum(
+            (self.batch_loss(params, batch) for batch in self.batches), theta.new_zeros(())
+        )
         if self.decay_mask is not None:
             total = total + 0.5 * self.mode.weight_decay * (self.decay_mask * theta).pow(2).sum()
         return total

@@ -65,8 +65,8 @@ class ThreeLayerParams:
             return None if t is None else t.to(dtype)
 
         return ThreeLayerParams(
-            cast(self.w1), cast(self.b1), cast(self.w2), cast(self.b2), self.activation, self.names
-        )  # type: ignore[arg-type]
+            self.w1.to(dtype), cast(self.b1), self.w2.to(dtype), cast(self.b2), self.activation, self.names
+        )
 
 
 def three_layer_params(model: nn.Module) -> ThreeLayerParams:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,13 +49,13 @@ class _SymmetricQuadraticForm(torch.autograd.Function):
     (plain autograd through F Fᵀ would spend a second (B, B)·(B, f) product on it)."""
 
     @staticmethod
-    def forward(ctx, kernel: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, kernel: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
         kf = kernel @ feats
         ctx.save_for_backward(feats, kf)
         return (feats * kf).sum()
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         feats, kf = ctx.saved_tensors
         grad_kernel = grad * (feats @ feats.T) if ctx.needs_input_grad[0] else None
         grad_feats = 2 * grad * kf if ctx.needs_input_grad[1] else None

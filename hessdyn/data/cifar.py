@@ -235,8 +235,8 @@ def load_cifar(spec: CifarSpec, cfg: Any, device: torch.device, dtype: torch.dty
     root = resolve_root(getattr(cfg, "root", None))
     folder = locate_cifar(root, spec, bool(getattr(cfg, "download", False)))
     splits = []
-    for names in (spec.train_files, spec.test_files):
-        parts = [read_batch(folder / name, spec) for name in names]
+    for files_of_split in (spec.train_files, spec.test_files):
+        parts = [read_batch(folder / name, spec) for name in files_of_split]
         splits.append(
             (
                 torch.from_numpy(np.concatenate([p[0] for p in parts])),
@@ -262,7 +262,7 @@ def load_cifar(spec: CifarSpec, cfg: Any, device: torch.device, dtype: torch.dty
             folder,
             ", ".join(mismatched),
         )
-    class_names = None
+    class_names: list[str] | None = None
     if (folder / spec.meta_file).is_file():
         names = read_pickle(folder / spec.meta_file).get(spec.names_key)
         if isinstance(names, list) and len(names) == spec.num_classes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -78,9 +78,11 @@ def fit_normalization(x: Tensor, chunk: int = 2048) -> Normalization:
         return t.reshape(t.shape[0], t.shape[1], -1) if x.dim() == 4 else t.reshape(t.shape[0], 1, -1)
 
     count = x.numel() // (x.shape[1] if x.dim() == 4 else 1)
-    total = sum(rows(c.double()).sum(dim=(0, 2)) for c in x.split(chunk))
+    total = cast(Tensor, sum(rows(c.double()).sum(dim=(0, 2)) for c in x.split(chunk)))
     mean = total / count
-    sq = sum(((rows(c.double()) - mean[None, :, None]) ** 2).sum(dim=(0, 2)) for c in x.split(chunk))
+    sq = cast(
+        Tensor, sum(((rows(c.double()) - mean[None, :, None]) ** 2).sum(dim=(0, 2)) for c in x.split(chunk))
+    )
     std = (sq / count).sqrt()
     std = torch.where(std > 0, std, torch.ones_like(std))
     return Normalization(tuple(mean.tolist()), tuple(std.tolist()))

@@ -89,7 +89,8 @@ def _hydra_tree(path: Path) -> dict[str, Any]:
                 try:
                     out[str(key)] = plain(node[key])
                 except Exception:  # an interpolation needing a resolver this process lacks
-                    out[str(key)] = node._get_node(key)._value()
+                    child = node._get_node(key)
+                    out[str(key)] = child._value() if child is not None else None
             return out
         if isinstance(node, ListConfig):
             return [plain(v) for v in node]
@@ -173,7 +174,7 @@ def read_run(path: Path, group_by: str, name: str) -> RunInfo:
             record = json.loads(run_json.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             log.warning("cannot read %s (%s); the run is listed with status unknown", run_json, exc)
-    resolved = record.get("config") if isinstance(record.get("config"), dict) else {}
+    resolved: dict[str, Any] = record["config"] if isinstance(record.get("config"), dict) else {}
     hydra = _hydra_tree(path)
     trees = [resolved, hydra]
     keys = group_keys(group_by)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib
 
@@ -13,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.colors as mcolors  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.artist import Artist  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogFormatter  # noqa: E402
@@ -20,7 +22,7 @@ from matplotlib.ticker import FuncFormatter, LogFormatter  # noqa: E402
 # Okabe–Ito: distinguishable with the common color-vision deficiencies and in grayscale print order.
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
 
-RC = {
+RC: dict[Any, Any] = {  # matplotlib rcParams (its stubs key them by a Literal of every name)
     "figure.dpi": 100,
     "savefig.dpi": 150,
     "font.size": 9,
@@ -64,7 +66,8 @@ def shade(color: str, i: int, count: int) -> tuple[float, float, float]:
     """The ``i``-th of ``count`` shades of ``color``: ``i = 0`` is the color itself, later ones lighter."""
     rgb = np.array(mcolors.to_rgb(color))
     mix = 0.0 if count <= 1 else 0.7 * i / (count - 1)
-    return tuple(float(c) for c in rgb + (1.0 - rgb) * mix)
+    r, g, b = (float(c) for c in rgb + (1.0 - rgb) * mix)
+    return r, g, b
 
 
 def new_figure(
@@ -179,7 +182,7 @@ def legend(ax: Axes, **kwargs) -> None:
 def legend_below(fig: Figure, axes: Axes | Sequence[Axes], max_cols: int = 4) -> None:
     """One legend under the panels, where it cannot cover data: the labelled artists of ``axes`` (first
     label wins)."""
-    entries: dict[str, object] = {}
+    entries: dict[str, Artist] = {}
     for ax in [axes] if isinstance(axes, Axes) else axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             entries.setdefault(label, handle)

@@ -98,7 +98,8 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def load_tables(runs: list[RunInfo], analysis_name: str = "default") -> SweepTables:
     """Read ``metrics/train.csv`` and the analysis tables of every run."""
     warnings: list[str] = []
-    train, per_table = [], {name: [] for name in ANALYSIS_TABLES}
+    train: list[pd.DataFrame] = []
+    per_table: dict[str, list[pd.DataFrame]] = {name: [] for name in ANALYSIS_TABLES}
     settings: dict[str, dict[str, Any]] = {}
     analyzed: dict[str, int] = {}
     sources: dict[str, set[str]] = {name: set() for name in ANALYSIS_TABLES}

@@ -11,15 +11,16 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from hessdyn.config import config_hash, hashable_config
+from hessdyn.config import config_hash, hashable_config, plain_dict
 from hessdyn.config import schema as s
 from hessdyn.config.errors import HessdynError
 from hessdyn.data import DatasetSplits, TensorSplit, load_dataset
@@ -77,8 +78,10 @@ def plan_steps(cfg: s.TrainConfig, n_train: int) -> StepPlan:
     steps_per_epoch = math.ceil(n_train / batch_size)
     if cfg.trainer.max_steps is not None:
         total = int(cfg.trainer.max_steps)
-    else:
+    elif cfg.trainer.epochs is not None:
         total = max(1, math.ceil(float(cfg.trainer.epochs) * steps_per_epoch))
+    else:  # the schema refuses this already
+        raise HessdynError("set trainer.max_steps or trainer.epochs")
     return StepPlan(batch_size, steps_per_epoch, total, tuple(checkpoint_steps(cfg.checkpoint, total)))
 
 
@@ -99,13 +102,18 @@ def evaluate(model: torch.nn.Module, split: TensorSplit, batch_size: int) -> tup
     return float(total_loss) / n, float(correct) / n
 
 
+def _sum(terms: Iterable[torch.Tensor]) -> torch.Tensor:
+    """``sum(terms)``: Python's left-to-right sum (the order every norm here has always used)."""
+    return cast(torch.Tensor, sum(terms))
+
+
 def _param_norm(model: torch.nn.Module) -> float:
-    return float(torch.sqrt(sum((p.detach().double() ** 2).sum() for p in model.parameters())))
+    return float(torch.sqrt(_sum((p.detach().double() ** 2).sum() for p in model.parameters())))
 
 
 def _grad_norm(model: torch.nn.Module) -> float:
     grads = [p.grad.detach().double() for p in model.parameters() if p.grad is not None]
-    return float(torch.sqrt(sum((g**2).sum() for g in grads))) if grads else 0.0
+    return float(torch.sqrt(_sum((g**2).sum() for g in grads))) if grads else 0.0
 
 
 class _Sampler:
@@ -158,7 +166,7 @@ def train(cfg: s.TrainConfig, run_dir: str | Path, data: DatasetSplits | None = 
 
 
 def _train(cfg: s.TrainConfig, run: RunDir, data: DatasetSplits | None) -> TrainResult:
-    plain_cfg = hashable_config(_as_plain(cfg))
+    plain_cfg = hashable_config(plain_dict(cfg))
     chash = config_hash(plain_cfg)
     record = run.read_record()
     if record is not None and record.get("config_hash") != chash:
@@ -426,7 +434,7 @@ class _Session:
         acc = self.acc
         update_norm = float(
             torch.sqrt(
-                sum(
+                _sum(
                     ((p.detach() - b).double() ** 2).sum()
                     for p, b in zip(self.model.parameters(), before, strict=True)
                 )
@@ -493,9 +501,3 @@ class _Session:
             self.last["test_acc"],
         )
         return self.result(RunStatus.COMPLETED)
-
-
-def _as_plain(cfg: s.TrainConfig) -> dict:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True)

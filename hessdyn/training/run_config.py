@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from hessdyn.config import register_resolvers, to_object
 from hessdyn.config import schema as s
@@ -25,6 +25,8 @@ def load_run_config(run_dir: str | Path) -> s.TrainConfig:
         )
     register_resolvers()
     raw = OmegaConf.load(path)
+    if not isinstance(raw, DictConfig):
+        raise HessdynError(f"{path} is not a config mapping; pass run_dir=<a run written by hessdyn train>")
     typed = OmegaConf.structured(s.TrainConfig)
     for group, options in GROUP_SCHEMAS.items():
         name = raw[group]["name"]
@@ -32,4 +34,5 @@ def load_run_config(run_dir: str | Path) -> s.TrainConfig:
             raise HessdynError(f"{path}: unknown {group} '{name}' (choose from: {', '.join(options)})")
         OmegaConf.update(typed, group, OmegaConf.structured(options[name]), merge=False)
     merged = OmegaConf.merge(typed, raw)
+    assert isinstance(merged, DictConfig)  # a structured config merged with a mapping
     return to_object(merged)

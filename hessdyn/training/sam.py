@@ -29,7 +29,7 @@ plus ρ, adaptive and η, so a run resumed from a checkpoint continues bit for b
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -74,7 +74,9 @@ class SAM(torch.optim.Optimizer):
         self._saved = (params, [p.detach().clone() for p in params])
         if not params:
             return
-        grads = [p.grad for p in params]
+        grads = [p.grad for p in params if p.grad is not None]  # all of them (_params_with_grad)
+        scaled: Sequence[torch.Tensor]
+        steps: Sequence[torch.Tensor]
         if self.adaptive:  # T_w = |w| + η, ε = ρ T_w (T_w g) / ||T_w g||
             scales = torch._foreach_add(torch._foreach_abs(params), self.eta)
             scaled = torch._foreach_mul(scales, grads)

@@ -255,6 +255,7 @@ def test_kill_9_mid_analysis_then_rerun_gives_the_same_tables(trained, tmp_path)
         assert torch.equal(x["eigenvectors"], y["eigenvectors"])
 
 
+@pytest.mark.slow
 def test_cli_analyze_errors_are_one_line(run_cli, tmp_path, trained):
     proc = run_cli("analyze", f"run_dir={tmp_path / 'nope'}")
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0

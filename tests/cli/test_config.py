@@ -88,6 +88,7 @@ def test_bad_value_inside_a_sweep_is_caught_before_any_job() -> None:
         preflight("train", ["experiment=quickstart,nope"], multirun=True, check=None)
 
 
+@pytest.mark.slow
 def test_cli_bad_override_exits_2_with_one_line(run_cli) -> None:
     proc = run_cli("train", "model.activation=swish")
     assert proc.returncode == 2
@@ -97,6 +98,7 @@ def test_cli_bad_override_exits_2_with_one_line(run_cli) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_cli_help_lists_commands_and_unknown_command(run_cli) -> None:
     proc = run_cli("--help")
     assert proc.returncode == 0
@@ -106,6 +108,7 @@ def test_cli_help_lists_commands_and_unknown_command(run_cli) -> None:
     assert bad.returncode == 2 and "unknown command 'trian'" in bad.stderr
 
 
+@pytest.mark.slow
 def test_train_help_lists_every_group_option(run_cli) -> None:
     proc = run_cli("train", "--help")
     assert proc.returncode == 0, proc.stderr
@@ -117,6 +120,7 @@ def test_train_help_lists_every_group_option(run_cli) -> None:
     assert sorted(x.strip() for x in experiments.split(",")) == _options("experiment")
 
 
+@pytest.mark.slow
 def test_cfg_job_prints_composed_config(run_cli) -> None:
     proc = run_cli("train", "optimizer=adam", "optimizer.lr=0.003", "--cfg", "job")
     assert proc.returncode == 0, proc.stderr

@@ -170,6 +170,7 @@ def test_quickstart_pipeline_end_to_end_resumes_after_kill_without_redoing_work(
     assert (sweep / "report" / "index.html").stat().st_mtime_ns == report_stamp
 
 
+@pytest.mark.slow
 def test_run_refuses_flags_and_reports_bad_overrides_in_one_line(run_cli):
     proc = run_cli("run", "experiment=quickstart", "optimizer.lr=-1")
     assert proc.returncode == 2

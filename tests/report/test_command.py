@@ -21,6 +21,7 @@ def _tree(path: Path) -> list[str]:
     return sorted(p.relative_to(path).as_posix() for p in path.rglob("*"))
 
 
+@pytest.mark.slow
 def test_cli_writes_the_report_with_its_provenance(run_cli, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     make_sweep(sweep, analyzed=False)
@@ -46,6 +47,7 @@ def test_cli_writes_the_report_with_its_provenance(run_cli, tmp_path: Path) -> N
     assert [p.name for p in sweep.iterdir() if p.name.startswith(".")] == []
 
 
+@pytest.mark.slow
 def test_cli_rerun_replaces_the_report(run_cli, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     (run,) = make_sweep(sweep, optimizers=("sgd",), seeds=(0,), analyzed=False)
@@ -58,6 +60,7 @@ def test_cli_rerun_replaces_the_report(run_cli, tmp_path: Path) -> None:
     assert "batch_curves=false" in (out / ".hydra" / "overrides.yaml").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -25,6 +25,8 @@ from tests.training.helpers import typed_config
 from .conftest import build
 from .test_report_files import assert_page_references_exactly_its_files, png_size
 
+pytestmark = pytest.mark.slow  # trains and analyzes a real sweep
+
 TRAIN = [
     "dataset=digits",
     "dataset.n_train=300",

@@ -176,6 +176,7 @@ def test_summary_csv_final_metrics(clean_sweep, clean_report) -> None:
     } <= set(summary["metric"])
 
 
+@pytest.mark.slow
 def test_output_is_deterministic(tmp_path: Path) -> None:
     first, second = tmp_path / "a" / "sweep", tmp_path / "b" / "sweep"
     for root in (first, second):
@@ -192,6 +193,7 @@ def test_output_is_deterministic(tmp_path: Path) -> None:
         assert a == b, f"{name} differs between two identical builds"
 
 
+@pytest.mark.slow
 def test_every_figure_is_deterministic(clean_sweep: Path, clean_report, tmp_path: Path) -> None:
     copy = tmp_path / "sweep"
     shutil.copytree(clean_sweep, copy, ignore=shutil.ignore_patterns("report"))

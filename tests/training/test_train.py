@@ -31,6 +31,7 @@ def _final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(path)["model"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -168,6 +169,7 @@ def test_resume_after_kill_9_is_bit_identical(tmp_path):
         pd.testing.assert_series_equal(merged[c], merged[f"{c}_ref"], check_names=False)
 
 
+@pytest.mark.slow
 def test_divergence_stops_cleanly_and_keeps_checkpoints(run_cli, tmp_path):
     proc = run_cli(
         "train",
@@ -203,6 +205,7 @@ def test_checkpoint_with_pickled_object_is_refused(tmp_path):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_changed_config_never_overwrites_a_run(run_cli, tmp_path):
     run_cli("train", "trainer.max_steps=20", *TINY, "hydra.run.dir=" + str(tmp_path / "run"), check=True)
     before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}

@@ -121,7 +121,8 @@ def aging_heatmap_figure(tables: SweepTables, o: FigureOptions) -> FigureResult 
         ax.set_ylabel("t_w (step)")
         ax.set_title(g, color=o.colors[g])
         ax.grid(False)
-    fig.colorbar(image, ax=axes, shrink=0.8, label="C(t_w, t_w+τ)")
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.8, label="C(t_w, t_w+τ)")
     caption = (
         "Two-time overlap C(t_w, t_w + τ) = ||Q(t_w)ᵀQ(t_w+τ)||²_F / k of the top-k eigenspaces for every pair of "
         "analyzed checkpoints (trajectory.csv subspace_overlap), mean over the seeds in means, one panel per group. "
