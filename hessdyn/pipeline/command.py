@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
@@ -28,6 +29,9 @@ from hessdyn.config.errors import HessdynError
 from hessdyn.report.folders import index_page
 from hessdyn.store import RunDir, sweep_report_dir
 from hessdyn.training.command import check_run_dir, job_output_dir
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 USAGE = """usage: hessdyn run [experiment=NAME] [train overrides] [hydra/launcher=joblib|submitit_local|submitit_slurm]
 
@@ -110,7 +114,7 @@ def _override_value(value: object) -> str:
     return str(value)
 
 
-def settings_overrides(section: str, settings: object) -> list[str]:
+def settings_overrides(section: str, settings: DataclassInstance) -> list[str]:
     """``section.key=value`` for every field of the dataclass ``settings``: a later stage gets exactly the
     settings this process composed (an experiment's ``analysis:`` section, the user's overrides)."""
     return [

@@ -143,7 +143,9 @@ def test_quickstart_pipeline_end_to_end_resumes_after_kill_without_redoing_work(
     proc.wait()
     runs = sorted(p.parent for p in sweep.glob("*/run.json"))
     assert len(runs) == 4 and all(_status(r) == "completed" for r in runs)
-    assert sorted(r.name for r in runs) == [f"optimizer={o},seed={s}" for o in ("adam", "sgd") for s in (0, 1)]
+    assert sorted(r.name for r in runs) == [
+        f"optimizer={o},seed={s}" for o in ("adam", "sgd") for s in (0, 1)
+    ]
     checkpoint_times = {p: p.stat().st_mtime_ns for p in sweep.rglob("checkpoints/*.pt")}
     done_before = {p: p.stat().st_mtime_ns for p in sweep.glob("*/analysis/steps/*.json")}
 
