@@ -10,7 +10,13 @@ import torch
 from hessdyn.curvature.dense import dense_matrix
 from hessdyn.curvature.operator import CurvatureOperator
 from hessdyn.solvers.results import EigenResult, Which
-from hessdyn.solvers.selection import check_counts, fix_signs, wanted_counts, wanted_indices
+from hessdyn.solvers.selection import (
+    check_counts,
+    fix_signs,
+    pair_thresholds,
+    wanted_counts,
+    wanted_indices,
+)
 
 
 @dataclass(frozen=True)
@@ -61,11 +67,13 @@ def dense_eigh(
     lam = w[idx]
     res = (X @ spec.matrix - lam[:, None] * X).norm(dim=1)
     scale = float(w.abs().max())
+    thresholds = pair_thresholds(lam, k_top, scale, tol)
     return EigenResult(
         eigenvalues=lam,
         eigenvectors=X,
         residuals=res,
-        converged=res <= tol * scale,
+        thresholds=thresholds,
+        converged=res <= thresholds,
         num_hvps=spec.num_hvps,
         wall_seconds=time.perf_counter() - start,
         which=which,

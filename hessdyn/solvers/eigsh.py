@@ -31,8 +31,9 @@ def eigsh_topk(
     """k extreme eigenpairs of `op`; for which="both" the k largest and `k_smallest` (default k) smallest,
     from one Krylov space. See `EigenResult` for the fields.
 
-    tol: relative residual target ||A v − λ v|| <= tol·|λ_max|. max_hvps: product budget; pairs not at tol
-    when it runs out come back with converged=False. v0: start vector (P,) or start block (r, P), e.g. the
+    tol: residual target, ||A v − λ v|| <= tol·|λ_max| for the largest pairs and tol·max(|λ|, tol·|λ_max|)
+    for the smallest (relative to the pair's own eigenvalue, see `selection.pair_thresholds`). max_hvps:
+    product budget; pairs not at their threshold when it runs out come back with converged=False. v0: start vector (P,) or start block (r, P), e.g. the
     previous checkpoint's eigenvectors. seed: random start (deterministic).
     method: "lanczos" (thick-restart Lanczos from one vector; a start block enters as the sum of its
     normalized rows), "block" (Rayleigh–Ritz on the start block or a random block of the wanted size, then

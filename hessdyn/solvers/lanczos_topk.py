@@ -25,7 +25,13 @@ import torch
 from hessdyn.curvature.operator import CurvatureOperator
 from hessdyn.solvers.probes import apply64
 from hessdyn.solvers.results import EigenResult, Which
-from hessdyn.solvers.selection import check_counts, fix_signs, wanted_counts, wanted_indices
+from hessdyn.solvers.selection import (
+    check_counts,
+    fix_signs,
+    pair_thresholds,
+    wanted_counts,
+    wanted_indices,
+)
 
 _F64 = torch.float64
 # A Gram–Schmidt pass that keeps less than this fraction of a vector's norm is repeated (Daniel, Gragg,
@@ -86,7 +92,8 @@ def lanczos_topk(
     """k extreme eigenpairs of the symmetric operator `op`; for which="both" the k largest and the
     `k_smallest` (default k) smallest.
 
-    tol: a pair is converged when ||A v − λ v|| <= tol·|λ_max|, |λ_max| the largest |Ritz value| seen.
+    tol: a largest pair is converged when ||A v − λ v|| <= tol·|λ_max|, |λ_max| the largest |Ritz value|
+        seen; a smallest pair when ||A v − λ v|| <= tol·max(|λ|, tol·|λ_max|) (`pair_thresholds`).
     max_hvps: product budget (default 100·(wanted pairs) + 500); when it runs out the current pairs are
         returned with their true residuals and converged=False where the tolerance is not met.
     v0: start vector (P,) or start block (r, P), e.g. the previous checkpoint's eigenvectors; None draws a
@@ -203,7 +210,10 @@ def lanczos_topk(
         idx = wanted_indices(j, k_top, k_bottom) if j >= kw else torch.arange(j - 1, -1, -1)
         Sw = S[:, idx]
         res = torch.sqrt(((Gs @ Sw - Sw * theta[idx]) ** 2).sum(0) + (B @ Sw).pow(2).sum(0))
-        converged = res <= tol * scale
+        # Before the basis holds kw vectors all j Ritz values are listed (descending), judged by one rule.
+        n_top = k_top if j >= kw else (j if k_top else 0)
+        thresholds = pair_thresholds(theta[idx], n_top, scale, tol)
+        converged = res <= thresholds
         done = j >= kw and bool(converged.all())
         if hvps >= max_hvps or j >= n or (done and guard == 0):
             break
@@ -241,7 +251,7 @@ def lanczos_topk(
             continue
         # Directions: the residuals of the unconverged wanted pairs, worst first; they lie in span(Q).
         Y = B @ Sw[:, unconv]
-        order = torch.argsort(Y.norm(dim=0), descending=True)
+        order = torch.argsort(Y.norm(dim=0) / thresholds[unconv], descending=True)
         U = _orthonormal_rows(Y[:, order[:want]].T, rank_tol)[0].T
         if U.shape[1] > 0:
             expand(U.T @ Q, U)
@@ -254,6 +264,7 @@ def lanczos_topk(
         eigenvalues=theta[idx].clone(),
         eigenvectors=fix_signs(Sw.T @ V[:j]),
         residuals=res,
+        thresholds=thresholds,
         converged=converged,
         num_hvps=hvps,
         wall_seconds=time.perf_counter() - start,

@@ -18,13 +18,17 @@ class EigenResult:
         `num_largest` largest (descending) followed by the smallest (ascending).
     eigenvectors (k, P) float64: unit rows, sign fixed so the largest-magnitude entry is positive.
     residuals (k,): true residual norms ||A v − λ v|| (absolute, in eigenvalue units).
-    converged (k,) bool: residual <= tol · scale, scale = |λ| of largest magnitude seen (`scale`).
+    thresholds (k,): the residual each pair had to reach (eigenvalue units, `selection.pair_thresholds`):
+        tol·scale for the largest pairs, tol·max(|λ|, tol·scale) for the smallest ones, where
+        scale = |λ| of largest magnitude seen (`scale`).
+    converged (k,) bool: residual <= threshold.
     num_hvps: operator products spent (a block of m counts m); wall_seconds: elapsed time.
     """
 
     eigenvalues: torch.Tensor
     eigenvectors: torch.Tensor
     residuals: torch.Tensor
+    thresholds: torch.Tensor
     converged: torch.Tensor
     num_hvps: int
     wall_seconds: float
@@ -36,8 +40,13 @@ class EigenResult:
 
     @property
     def relative_residuals(self) -> torch.Tensor:
-        """residuals / scale, the quantity compared with `tol`."""
+        """residuals / scale (relative to |λ|max); the quantity compared with `tol` for the largest pairs."""
         return self.residuals / self.scale if self.scale > 0 else self.residuals
+
+    @property
+    def threshold_ratios(self) -> torch.Tensor:
+        """residuals / thresholds: <= 1 exactly where `converged`."""
+        return self.residuals / self.thresholds
 
     @property
     def all_converged(self) -> bool:
@@ -55,6 +64,7 @@ class EigenResult:
             self.eigenvalues[sl],
             self.eigenvectors[sl],
             self.residuals[sl],
+            self.thresholds[sl],
             self.converged[sl],
             self.num_hvps,
             self.wall_seconds,

@@ -33,3 +33,22 @@ def fix_signs(X: torch.Tensor) -> torch.Tensor:
     signs = torch.sign(X.gather(1, X.abs().argmax(dim=1, keepdim=True)))
     X *= torch.where(signs == 0, torch.ones_like(signs), signs)
     return X
+
+
+def pair_thresholds(values: torch.Tensor, k_top: int, scale: float, tol: float) -> torch.Tensor:
+    """Residual bound each wanted pair must meet, in eigenvalue units; `values` holds the k_top largest
+    first, then the smallest.
+
+    Largest pairs: tol·scale (scale = |λ|max), the accuracy that matters next to λmax. Smallest pairs:
+    tol·max(|λ|, tol·scale), relative to the pair's own eigenvalue, the convergence test of ARPACK
+    (Lehoucq, Sorensen & Yang 1998, dsconv: ||r|| <= tol·max(|θ|, eps^(2/3))), with the floor tol·scale in
+    place of eps^(2/3) so that an eigenvalue below the resolution tol·|λ|max needs no more than an absolute
+    accuracy tol²·|λ|max (reachable with float32 products, whose rounding is about 1e-7·|λ|max). Since some
+    eigenvalue lies within ||r|| of each Ritz value, a converged bottom pair has a relative error <= tol
+    (when |λ| >= tol·scale); a tol·scale bound instead lets pairs near the bottom, typically |λ| << |λ|max,
+    pass with errors of several percent and the wrong rank.
+    """
+    out = torch.full_like(values, tol * scale)
+    bottom = values[k_top:]
+    out[k_top:] = tol * torch.clamp(bottom.abs(), min=tol * scale)
+    return out

@@ -6,6 +6,7 @@ import torch
 
 from hessdyn.curvature import MatrixOperator, curvature_operator, dense_matrix
 from hessdyn.solvers import eigsh_topk, full_spectrum
+from hessdyn.solvers.selection import pair_thresholds
 
 from .cases import MLPS, data, spectrum_matrix
 
@@ -61,7 +62,8 @@ def test_thick_restarts_keep_the_answer(which):
     )
     A, _ = spectrum_matrix(spectrum.double())
     w = torch.linalg.eigvalsh(A)
-    small = eigsh_topk(MatrixOperator(A), 3, which=which, tol=1e-10, max_basis=10)
+    # a 10-vector basis converges slowly (845 products for the smallest three to tol·|λ|)
+    small = eigsh_topk(MatrixOperator(A), 3, which=which, tol=1e-10, max_basis=10, max_hvps=2000)
     large = eigsh_topk(MatrixOperator(A), 3, which=which, tol=1e-10)
     assert small.all_converged and small.num_hvps > 10  # it had to restart
     expected = {"largest": w.flip(0)[:3], "smallest": w[:3], "both": torch.cat([w.flip(0)[:3], w[:3]])}[which]
@@ -80,6 +82,41 @@ def test_restart_keeping_the_small_end_does_not_shrink_the_tolerance_scale():
     torch.testing.assert_close(res.eigenvalues, torch.linalg.eigvalsh(A)[:2], rtol=0, atol=1e-6 * 100)
 
 
+@pytest.mark.parametrize("which", ["smallest", "both"])
+@pytest.mark.parametrize("method", METHODS)
+def test_bottom_pairs_converge_relative_to_their_own_eigenvalue(which, method):
+    """Regression (issue 17): bottom pairs were flagged converged at ||r|| <= tol·|λmax|. With λmax = 100
+    and a cluster of negative eigenvalues near −0.4 that let Ritz values 0.5–30 % off (and the second
+    smallest eigenvalue missed) pass at tol 1e-3; the per-pair bound tol·|λ| finds the three smallest."""
+    gen = torch.Generator().manual_seed(11)
+    spectrum = torch.cat(
+        [
+            torch.tensor([100.0, 40.0, -0.400, -0.399, -0.397, -0.36]),
+            torch.rand(494, generator=gen) * 1.2 - 0.3,  # a bulk in [−0.3, 0.9]
+        ]
+    ).double()
+    A, _ = spectrum_matrix(spectrum)
+    w = torch.linalg.eigvalsh(A)
+    res = eigsh_topk(MatrixOperator(A), 3, which=which, tol=1e-3, method=method)
+    bottom = res.part("smallest")
+    assert bottom.all_converged
+    torch.testing.assert_close(bottom.eigenvalues, w[:3], rtol=1e-3, atol=0)
+    # a converged pair's eigenvalue is within its residual of the true one, and that is <= tol·|λ|
+    assert bool(((bottom.eigenvalues - w[:3]).abs() <= bottom.residuals).all())
+    torch.testing.assert_close(bottom.thresholds, 1e-3 * bottom.eigenvalues.abs(), rtol=0, atol=0)
+    if which == "both":
+        torch.testing.assert_close(
+            res.part("largest").thresholds, torch.full((3,), 1e-3 * res.scale).double()
+        )
+
+
+def test_bottom_threshold_has_a_floor_near_zero():
+    """An eigenvalue below tol·|λmax| needs an absolute accuracy tol²·|λmax|, not an unreachable relative one."""
+    values = torch.tensor([10.0, -2.0, 1e-9, -1e-2], dtype=torch.float64)
+    got = pair_thresholds(values, 1, 10.0, 1e-3)
+    torch.testing.assert_close(got, torch.tensor([1e-2, 2e-3, 1e-5, 1e-5], dtype=torch.float64))
+
+
 def test_reported_residuals_are_true_residuals(hessian_and_spectrum):
     model, x, y, w, _ = hessian_and_spectrum
     for dtype, agree in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
@@ -89,7 +126,9 @@ def test_reported_residuals_are_true_residuals(hessian_and_spectrum):
             X = res.eigenvectors
             true = (op.matmat(X.T.to(dtype)).double() - X.T * res.eigenvalues).norm(dim=0)
             assert float((true - res.residuals).abs().max()) <= agree * float(w.abs().max())
-            assert bool((res.converged == (res.residuals <= 1e-3 * res.scale)).all())
+            assert bool((res.converged == (res.residuals <= res.thresholds)).all())
+            expected = pair_thresholds(res.eigenvalues, 4, res.scale, 1e-3)
+            torch.testing.assert_close(res.thresholds, expected, rtol=0, atol=0)
 
 
 def test_near_degenerate_cluster_is_found_as_a_subspace():
@@ -153,6 +192,7 @@ def test_too_small_budget_flags_unconverged_pairs(hessian_and_spectrum):
         # the flags are honest both ways
         assert bool((res.converged == (res.residuals <= 1e-10 * res.scale)).all())
         assert float(res.residuals[~res.converged].min()) > 1e-10 * res.scale
+        torch.testing.assert_close(res.threshold_ratios, res.residuals / (1e-10 * res.scale))
 
 
 def test_float32_cannot_reach_float64_tolerance_and_says_so(hessian_and_spectrum):
