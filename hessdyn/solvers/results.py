@@ -95,12 +95,20 @@ class TraceResult:
 
 @dataclass(frozen=True)
 class SpectralDensityResult:
-    """Stochastic Lanczos quadrature of the eigenvalue density.
+    """Stochastic Lanczos quadrature of the eigenvalue density (1/P)·Σ_λ δ(x − λ).
 
     nodes, weights (num_probes, m): Gauss quadrature per probe; each probe's weights sum to 1, so
-        Σ_j weights[i, j]·g(nodes[i, j]) estimates (1/P)·Σ_λ g(λ).
-    grid (G,), density (G,): mean over probes of Gaussian-broadened quadratures (standard deviation `sigma`,
-        eigenvalue units); the density integrates to 1 over the real line (to ~1 over the grid).
+        Σ_j weights[i, j]·g(nodes[i, j]) estimates (1/P)·Σ_λ g(λ), exactly in expectation over the probes
+        for a polynomial g of degree < 2m (Gauss quadrature is exact there; Golub & Meurant 2010).
+    grid (G,), density (G,): mean over probes of the quadratures broadened by a Gaussian of standard
+        deviation `sigma` (eigenvalue units), averaged over each grid point's cell (edges halfway between
+        neighbouring points), so Σ density·cell width is the mass inside the grid (1 up to the tails past
+        ±5σ) whatever the grid spacing. Units: 1/eigenvalue.
+    sigma: the broadening; `sigma_rule` says where it came from ("node spacing" or "given").
+
+    Moments: `moment(p)` and `moment_se(p)` come from the node weights and are unbiased for tr(A^p)/P. The
+    broadened curve is wider than the quadrature: its mean is moment(1) but its second moment is
+    moment(2) + σ² (the kernel's variance), so tr(A²) must not be read off the curve.
     """
 
     nodes: torch.Tensor
@@ -108,12 +116,24 @@ class SpectralDensityResult:
     grid: torch.Tensor
     density: torch.Tensor
     sigma: float
+    sigma_rule: str
     num_hvps: int
     wall_seconds: float
 
+    def per_probe_moments(self, p: int) -> torch.Tensor:
+        """(num_probes,) quadratures of x^p, one per probe: zᵀA^p z/P for that probe's normalized z."""
+        return (self.weights * self.nodes.pow(p)).sum(dim=1)
+
     def moment(self, p: int) -> float:
-        """Quadrature estimate of (1/P)·tr(A^p)."""
-        return float((self.weights * self.nodes.pow(p)).sum(dim=1).mean())
+        """Estimate of (1/P)·tr(A^p): the mean of the per-probe quadratures (unbiased for p < 2m)."""
+        return float(self.per_probe_moments(p).mean())
+
+    def moment_se(self, p: int) -> float:
+        """Standard error of `moment(p)` over the probes (NaN with one probe)."""
+        per = self.per_probe_moments(p)
+        if per.numel() < 2:
+            return float("nan")
+        return float(per.std(unbiased=True)) / per.numel() ** 0.5
 
 
 @dataclass(frozen=True)
