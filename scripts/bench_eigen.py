@@ -16,9 +16,12 @@ its pairs truly meet the tolerance, reorthogonalization on); PyHessian hessian(.
 defaults, and at A also with its tolerance tightened to 1e-6). At B, hessdyn and eigsh also run
 warm-started from A's vectors (eigsh: v0 = their sum). Last, the cost of one HVP relative to one gradient over the same 5,000 images, one batch and 10 batches.
 
-usage: python scripts/bench_eigen.py [--data-root DIR] [--quick] [--ks 1 10 20] [--threads 2] [--solve-repeats 3]
---quick: k = 1, 10 and peers eigsh and eigenthings only. Every solver but PyHessian runs --solve-repeats
-times (default 3, round robin) and the fastest run is reported, because the machine is shared; the load
+usage: python scripts/bench_eigen.py [--data-root DIR] [--quick | --arpack-only] [--bottom] [--no-hvp-costs]
+                                    [--ks 1 10 20] [--threads 2] [--solve-repeats 2]
+--quick: k = 1, 10 and peers eigsh and eigenthings only. --arpack-only: hessdyn and scipy eigsh rows only
+(cold and warm), for quick iteration without the bench extras. --bottom: also the 3 smallest eigenpairs,
+hessdyn against ARPACK (which="SA"), both to a residual 1e-3 * |lambda| per pair. Every solver but PyHessian runs --solve-repeats
+times (default 2, round robin) and the fastest run is reported, because the machine is shared; the load
 average is printed with each checkpoint so a reader can judge the conditions.
 """
 
@@ -146,6 +149,7 @@ def run_scipy_eigsh(
     k: int,
     v0: np.ndarray | None,
     start: float,
+    which: str = "LA",
 ) -> Run:
     from scipy.sparse.linalg import LinearOperator, eigsh
 
@@ -162,8 +166,8 @@ def run_scipy_eigsh(
 
     if v0 is None:
         v0 = np.random.default_rng(0).standard_normal(n)
-    w, U = eigsh(LinearOperator((n, n), matvec=mv, dtype=np.float64), k=k, which="LA", tol=TOL, v0=v0)
-    order = np.argsort(w)[::-1].copy()
+    w, U = eigsh(LinearOperator((n, n), matvec=mv, dtype=np.float64), k=k, which=which, tol=TOL, v0=v0)
+    order = np.argsort(w)[::-1].copy() if which == "LA" else np.argsort(w)
     return Run(
         tool,
         k,
@@ -174,11 +178,11 @@ def run_scipy_eigsh(
     )
 
 
-def run_arpack(model, x, y, k, v0=None, tool="scipy eigsh (ARPACK)") -> Run:
+def run_arpack(model, x, y, k, v0=None, tool="scipy eigsh (ARPACK)", which="LA") -> Run:
     start = time.perf_counter()
     hvp = plain_hvp(model, x, y)
     n = sum(p.numel() for p in params_of(model))
-    return run_scipy_eigsh(tool, hvp, n, k, v0, start)
+    return run_scipy_eigsh(tool, hvp, n, k, v0, start, which)
 
 
 def run_curvlinops(model, x, y, k) -> Run:
@@ -246,10 +250,10 @@ def run_pyhessian(model, x, y, k, tol: float = 1e-3, max_iter: int = 100, tool: 
     return Run(tool, k, torch.tensor(values, dtype=torch.float64)[order], flat[order], count[0], seconds)
 
 
-def run_hessdyn(model, x, y, k, v0=None, tool="hessdyn") -> Run:
+def run_hessdyn(model, x, y, k, v0=None, tool="hessdyn", which="largest", method="auto", seed=0) -> Run:
     start = time.perf_counter()
     op = curvature_operator(model, x, y)
-    res = eigsh_topk(op, k, tol=TOL, v0=v0)
+    res = eigsh_topk(op, k, which=which, tol=TOL, v0=v0, method=method, seed=seed)
     note = "" if res.all_converged else "hessdyn flagged unconverged pairs"
     return Run(tool, k, res.eigenvalues, res.eigenvectors, res.num_hvps, time.perf_counter() - start, note)
 
@@ -345,18 +349,34 @@ def limit_numpy_blas_threads() -> str:
     return "numpy BLAS threads: 1"
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     default_root = os.environ.get("HESSDYN_SHARED_DATA") or str(REPO.parent / "shared" / "data")
     ap.add_argument("--data-root", default=default_root)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument(
+        "--arpack-only",
+        action="store_true",
+        help="peers: scipy eigsh only (hessdyn and ARPACK rows, cold and warm); no bench extras needed",
+    )
+    ap.add_argument("--bottom", action="store_true", help="also the 3 smallest eigenpairs (hessdyn, ARPACK)")
+    ap.add_argument(
+        "--warm-variants",
+        action="store_true",
+        help="also top-k at B from A's vectors by each warm-start variant, and cold over 5 seeds",
+    )
+    ap.add_argument("--no-hvp-costs", action="store_true", help="skip the HVP-against-gradient timings")
     ap.add_argument("--ks", type=int, nargs="+", default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=7, help="repeats of each HVP-cost timing")
     ap.add_argument(
         "--solve-repeats", type=int, default=2, help="runs of each solver; the fastest is reported"
     )
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     root = Path(args.data_root)
     if not root.exists():
         sys.exit(
@@ -373,10 +393,25 @@ def main() -> None:
         f"MNIST MLP 784-128-128-10, P = {sum(p.numel() for p in model_a.parameters()):,}, Hessian set "
         f"{len(xs):,} images, {torch.get_num_threads()} torch threads, {blas}, tol {TOL:g}, torch {torch.__version__}"
     )
+    rows = top_rows(args, ks, {"A": model_a, "B": model_b}, xs, ys)
+    if args.warm_variants:
+        rows += warm_variant_rows(args, max(ks), rows, model_b, xs, ys)
+    print_table(rows)
+    print_ratios(rows, ks)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    if args.bottom:
+        bottom_rows(args, {"A": model_a, "B": model_b}, xs, ys)
+    if not args.no_hvp_costs:
+        print("\nOne HVP against one gradient over the same 5,000 images (min of interleaved repeats):")
+        for label, sec, ratio in hvp_costs(model_a, xs, ys, args.repeats):
+            print(f"  {label:<50} {'' if sec != sec else f'{sec * 1e3:8.1f} ms'}  {ratio:5.2f}x")
 
+
+def top_rows(args, ks, models, xs, ys) -> list[tuple[str, Run, Score]]:
+    """Every tool on the k largest pairs at A, then B (cold, and warm from hessdyn's A vectors)."""
     rows: list[tuple[str, Run, Score]] = []
     hessdyn_a: dict[int, Run] = {}
-    for name, model in (("A", model_a), ("B", model_b)):
+    for name, model in models.items():
         t = time.perf_counter()
         ref = reference(model, xs, ys, max(ks) + 5)
         check_op = curvature_operator(model, xs, ys, dtype=torch.float64)
@@ -386,49 +421,111 @@ def main() -> None:
             f"load average {os.getloadavg()[0]:.1f}"
         )
         for k in ks:
-            tools: dict[str, Callable[[], Run]] = {
-                "hessdyn": lambda m=model, k=k: run_hessdyn(m, xs, ys, k),
-                "scipy eigsh (ARPACK)": lambda m=model, k=k: run_arpack(m, xs, ys, k),
-            }
-            if name == "B":
-                prev = hessdyn_a[k].eigenvectors
-                tools["hessdyn warm"] = lambda m=model, k=k, p=prev: run_hessdyn(
-                    m, xs, ys, k, v0=p, tool="hessdyn warm"
-                )
-                tools["scipy eigsh warm (v0 = sum)"] = lambda m=model, k=k, p=prev: run_arpack(
-                    m, xs, ys, k, v0=p.sum(0).numpy(), tool="scipy eigsh warm (v0 = sum)"
-                )
-            if not args.quick:
-                tools["curvlinops + eigsh"] = lambda m=model, k=k: run_curvlinops(m, xs, ys, k)
-            tools["eigenthings (defaults)"] = lambda m=model, k=k: run_eigenthings(
-                m, xs, ys, k, tool="eigenthings (defaults)"
-            )
-            max_iter = tune_eigenthings(model, xs, ys, k, ref, check_op)
-            tools["eigenthings (tuned)"] = lambda m=model, k=k, mi=max_iter: run_eigenthings(
-                m, xs, ys, k, max_iter=mi, tool="eigenthings (tuned)"
-            )
+            tools = top_tools(args, name, model, xs, ys, k, hessdyn_a.get(k), ref, check_op)
             runs = best_runs(tools, args.solve_repeats)
-            runs["eigenthings (tuned)"].note = f"max_iter={max_iter}, found by a search (not timed)"
-            if not args.quick:  # one run: about a minute at k = 20
-                runs["PyHessian"] = run_pyhessian(model, xs, ys, k)
-                runs["PyHessian"].note = "single run, defaults (tol 1e-3 on successive eigenvalues)"
-                if name == "A":  # its own tolerance tightened until the pairs are usable; slow, so once
-                    tight = run_pyhessian(
-                        model, xs, ys, k, tol=1e-6, max_iter=1000, tool="PyHessian (tol 1e-6)"
-                    )
-                    tight.note = "single run, maxIter=1000"
-                    runs[tight.tool] = tight
+            if not (args.quick or args.arpack_only):  # one run: about a minute at k = 20
+                runs.update(pyhessian_runs(name, model, xs, ys, k))
             if name == "A":
                 hessdyn_a[k] = runs["hessdyn"]
             for r in runs.values():
                 rows.append((name, r, score(r, ref, check_op)))
                 print_row(name, r, rows[-1][2], flush=True)
-    print_table(rows)
-    print_ratios(rows, ks)
-    print(f"load average at the end {os.getloadavg()[0]:.1f}")
-    print("\nOne HVP against one gradient over the same 5,000 images (min of interleaved repeats):")
-    for label, sec, ratio in hvp_costs(model_a, xs, ys, args.repeats):
-        print(f"  {label:<50} {'' if sec != sec else f'{sec * 1e3:8.1f} ms'}  {ratio:5.2f}x")
+    return rows
+
+
+def top_tools(
+    args, name, model, xs, ys, k, hessdyn_a: Run | None, ref, check_op
+) -> dict[str, Callable[[], Run]]:
+    tools: dict[str, Callable[[], Run]] = {}
+    tools["hessdyn"] = lambda: run_hessdyn(model, xs, ys, k)
+    tools["scipy eigsh (ARPACK)"] = lambda: run_arpack(model, xs, ys, k)
+    if hessdyn_a is not None:  # checkpoint B: warm starts from hessdyn's pairs at A
+        prev = hessdyn_a.eigenvectors
+        tools["hessdyn warm"] = lambda: run_hessdyn(model, xs, ys, k, v0=prev, tool="hessdyn warm")
+        tools["scipy eigsh warm (v0 = sum)"] = lambda: run_arpack(
+            model, xs, ys, k, v0=prev.sum(0).numpy(), tool="scipy eigsh warm (v0 = sum)"
+        )
+    if args.arpack_only:
+        return tools
+    if not args.quick:
+        tools["curvlinops + eigsh"] = lambda: run_curvlinops(model, xs, ys, k)
+    tools["eigenthings (defaults)"] = lambda: run_eigenthings(model, xs, ys, k, tool="eigenthings (defaults)")
+    max_iter = tune_eigenthings(model, xs, ys, k, ref, check_op)
+
+    def tuned() -> Run:
+        run = run_eigenthings(model, xs, ys, k, max_iter=max_iter, tool="eigenthings (tuned)")
+        run.note = f"max_iter={max_iter}, found by a search (not timed)"
+        return run
+
+    tools["eigenthings (tuned)"] = tuned
+    return tools
+
+
+def pyhessian_runs(name, model, xs, ys, k) -> dict[str, Run]:
+    runs = {"PyHessian": run_pyhessian(model, xs, ys, k)}
+    runs["PyHessian"].note = "single run, defaults (tol 1e-3 on successive eigenvalues)"
+    if name == "A":  # its own tolerance tightened until the pairs are usable; slow, so once
+        tight = run_pyhessian(model, xs, ys, k, tol=1e-6, max_iter=1000, tool="PyHessian (tol 1e-6)")
+        tight.note = "single run, maxIter=1000"
+        runs[tight.tool] = tight
+    return runs
+
+
+def warm_variant_rows(args, k, rows, model_b, xs, ys) -> list[tuple[str, Run, Score]]:
+    """Top-k at B by each warm start the solver offers, from hessdyn's A vectors, beside cold starts over 5
+    seeds (HVP counts depend on the random start; the scores use B's float64 reference)."""
+    prev = next(r for c, r, _ in rows if c == "A" and r.k == k and r.tool == "hessdyn").eigenvectors
+    gen = torch.Generator().manual_seed(100)
+    rand = torch.randn(2, prev.shape[1], generator=gen, dtype=torch.float64) / prev.shape[1] ** 0.5
+    weights = torch.randn(prev.shape[0], generator=gen, dtype=torch.float64)
+    variants: dict[str, Callable[[], Run]] = {
+        "warm: Lanczos from sum of rows": lambda: run_hessdyn(model_b, xs, ys, k, v0=prev),
+        "warm: Lanczos, Gaussian weights": lambda: run_hessdyn(model_b, xs, ys, k, v0=weights @ prev),
+        "warm: block Krylov from rows": lambda: run_hessdyn(model_b, xs, ys, k, v0=prev, method="block"),
+        "warm: block, rows + 2 random": lambda: run_hessdyn(
+            model_b, xs, ys, k, v0=torch.cat([prev, rand]), method="block"
+        ),
+    }
+    for seed in range(5):
+        variants[f"cold, seed {seed}"] = lambda s=seed: run_hessdyn(model_b, xs, ys, k, seed=s)
+    ref = reference(model_b, xs, ys, k + 5)
+    check_op = curvature_operator(model_b, xs, ys, dtype=torch.float64)
+    out = []
+    for tool, run in best_runs(variants, args.solve_repeats).items():
+        run.tool = tool
+        out.append(("B", run, score(run, ref, check_op)))
+        print_row("B", run, out[-1][2], flush=True)
+    return out
+
+
+def bottom_rows(args, models, xs, ys, k: int = 3) -> None:
+    """The k smallest eigenpairs, each to ||Hv - lambda v|| <= 1e-3 * |lambda| (hessdyn's bottom rule, floor
+    1e-3 * |lambda_1|; ARPACK's own test is the same, tol * |theta|), against a float64 reference."""
+    print(
+        f"\nBottom-{k} (which=smallest), residual <= {TOL:g} * |lambda| per pair; errors vs float64 reference:"
+    )
+    for name, model in models.items():
+        ref = eigsh_topk(
+            curvature_operator(model, xs, ys, dtype=torch.float64),
+            k,
+            which="smallest",
+            tol=1e-6,
+            max_hvps=4000,
+        )
+        if not ref.all_converged:
+            sys.exit("bench_eigen: the float64 bottom reference did not converge to 1e-6; raise its max_hvps")
+        print(f"  {name} reference {[round(float(v), 6) for v in ref.eigenvalues]} ({ref.num_hvps} HVPs)")
+        tools = {
+            "hessdyn": lambda m=model: run_hessdyn(m, xs, ys, k, which="smallest"),
+            "scipy eigsh (ARPACK, SA)": lambda m=model: run_arpack(m, xs, ys, k, which="SA"),
+        }
+        for tool, r in best_runs(tools, args.solve_repeats).items():
+            order = torch.argsort(r.eigenvalues)
+            err = float(((r.eigenvalues[order] - ref.eigenvalues).abs() / ref.eigenvalues.abs()).max())
+            print(
+                f"  {name} {tool:<26} HVPs {r.hvps:4d}  wall {r.seconds:6.2f} s  max rel eig err {err:.1e}  {r.note}",
+                flush=True,
+            )
 
 
 def tune_eigenthings(model, x, y, k, ref, check_op) -> int:
@@ -482,7 +579,10 @@ def print_ratios(rows, ks) -> None:
             line = f"  {ckpt} k={k:>2}: wall hessdyn/ARPACK {hd.seconds / arpack.seconds:.2f}"
             warm = find.get((ckpt, k, "hessdyn warm"))
             if warm is not None:
-                line += f", warm hessdyn/cold ARPACK {warm.seconds / arpack.seconds:.2f}"
+                line += (
+                    f", warm hessdyn/cold ARPACK {warm.seconds / arpack.seconds:.2f}"
+                    f" (HVPs warm {warm.hvps}, cold {hd.hvps}, ARPACK {arpack.hvps})"
+                )
             for tool in ("PyHessian", "PyHessian (tol 1e-6)"):
                 ph = find.get((ckpt, k, tool))
                 if ph is not None:

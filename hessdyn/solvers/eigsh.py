@@ -32,20 +32,25 @@ def eigsh_topk(
     from one Krylov space. See `EigenResult` for the fields.
 
     tol: residual target, ||A v − λ v|| <= tol·|λ_max| for the largest pairs and tol·max(|λ|, tol·|λ_max|)
-    for the smallest (relative to the pair's own eigenvalue, see `selection.pair_thresholds`). max_hvps:
-    product budget; pairs not at their threshold when it runs out come back with converged=False. v0: start vector (P,) or start block (r, P), e.g. the
-    previous checkpoint's eigenvectors. seed: random start (deterministic).
+    for the smallest (relative to the pair's own eigenvalue, see `selection.pair_thresholds`).
+    max_hvps: product budget; pairs not at their threshold when it runs out come back converged=False.
+    v0: start vector (P,) or start block (r, P), e.g. the previous checkpoint's eigenvectors.
+    seed: random start (deterministic).
     method: "lanczos" (thick-restart Lanczos from one vector; a start block enters as the sum of its
     normalized rows), "block" (Rayleigh–Ritz on the start block or a random block of the wanted size, then
     block Krylov on the unconverged residuals), "dense" (P products and a full float64 eigendecomposition;
     max_hvps and v0 are ignored), or "auto" = "lanczos".
 
-    Why "auto" never picks "block": on the benchmark MLP (P = 118k, k = 20, tol 1e-3) the previous
-    checkpoint's vectors (50 SGD steps earlier, top-20 subspace overlap 0.81) took block Krylov 83 products,
-    Lanczos from their sum 47 and a cold Lanczos 52; on synthetic spectra block Krylov won only when the start
-    block was exact (both then stop after k products). Lanczos's single long recurrence reaches a far higher
-    polynomial degree per product than a block recurrence, which matters for the small gaps at the k-th
-    eigenvalue.
+    What a warm start buys, and why "auto" never picks "block" (docs/measurements.md, issue 16): on the
+    benchmark MLP (P = 118k, k = 20, tol 1e-3) checkpoint A's vectors, 50 SGD steps before B (top-20
+    subspace overlap 0.88), take Lanczos from their sum 54 products at B, cold starts 54–65 (5 seeds, mean
+    58). Their span holds >= 96 % of each of B's top-10 eigenvectors but 34–68 % of ranks 18–20, at the bulk
+    edge, and those set the cost: separating them from the bulk to 1e-3·λ1 takes a polynomial degree that
+    no start vector from that span shortens much (the best one, the projection of B's exact top-20 sum,
+    needs 48 Krylov dimensions; B's exact sum itself 28). Methods that use the 20 vectors one by one pay 20
+    products per degree: block Krylov 85, with 2 random columns 87, Chebyshev-filtered subspace iteration
+    (Zhou & Saad 2007) of degree 1–8 with bounds from A not converged in 400. Lanczos's single long
+    recurrence reaches a far higher degree per product; block Krylov wins only from an exact start block.
 
     guard_steps: after convergence the pairs are locked and this many Lanczos steps from a fresh random
     vector look for a wanted eigenvalue that was missed (a copy of a near-multiple eigenvalue, or a bulk-edge

@@ -129,7 +129,9 @@ class SpectralDensityResult:
         return float(self.per_probe_moments(p).mean())
 
     def moment_se(self, p: int) -> float:
-        """Standard error of `moment(p)` over the probes (NaN with one probe)."""
+        """Standard error of `moment(p)` over the probes (NaN with one probe). From a handful of probes it is
+        itself noisy, and low when a few large eigenvalues carry tr(A^p): a probe's share of them is a
+        heavy-tailed χ²₁ draw the few samples may miss (Hutch++ deflates them and estimates traces better)."""
         per = self.per_probe_moments(p)
         if per.numel() < 2:
             return float("nan")
