@@ -89,9 +89,10 @@ def eigsh_topk(
 
 def _combine_rows(v0: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """One start vector holding every row of a start block with equal weight (random weights if they cancel)."""
-    rows = v0.to(torch.float64)
+    rows: torch.Tensor = v0.to(torch.float64)
     rows = rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-300)
     combined: torch.Tensor = rows.sum(0)
     if float(combined.norm()) < 1e-6 * rows.shape[0] ** 0.5:
-        combined = torch.randn(rows.shape[0], generator=gen, dtype=torch.float64).to(rows.device) @ rows
+        weights = torch.randn(rows.shape[0], generator=gen, dtype=torch.float64).to(rows.device)
+        combined = (weights[:, None] * rows).sum(0)
     return combined

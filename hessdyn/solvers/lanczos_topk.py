@@ -128,7 +128,7 @@ def lanczos_topk(
     def randn(rows: int) -> torch.Tensor:
         return torch.randn(rows, n, generator=gen, dtype=_F64).to(dev)
 
-    bmax: int | None  # block size cap; None: as many rows as are unconverged
+    bmax: int | None  # directions per expansion; None = as many as unconverged wanted pairs
     if v0 is None:
         start_block, bmax = randn(1), (1 if block_size is None else block_size)
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -135,7 +136,7 @@ class SpectralDensityResult:
         per = self.per_probe_moments(p)
         if per.numel() < 2:
             return float("nan")
-        return float(per.std(unbiased=True)) / per.numel() ** 0.5
+        return float(per.std(unbiased=True)) / math.sqrt(per.numel())
 
 
 @dataclass(frozen=True)
