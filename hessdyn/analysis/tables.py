@@ -37,23 +37,25 @@ def write_step_tables(adir: AnalysisDir, steps: list[int]) -> None:
             adir.remove_table(t.name)
 
 
-def _cluster_atol(eigenvalues: torch.Tensor, settings: s.AnalysisConfig) -> float:
-    return settings.cluster_rtol * float(eigenvalues.abs().max()) if eigenvalues.numel() else 0.0
-
-
 def _pair_row(a: int, b: int, metric: str, value: float, rank: int | None = None) -> Row:
     return {"step_a": a, "step_b": b, "metric": metric, "rank": rank, "value": value}
 
 
 def _per_rank_rows(a: int, b: int, match: EigenvectorMatch) -> list[Row]:
-    """Per rank at ``a``: the cluster-aware matched displacement, the plain matched overlap and the
-    rank-by-rank displacement (see :mod:`hessdyn.trajectory.matching`)."""
+    """Per rank at ``a``, each displacement beside the overlap it is ``2(1 − ·)`` of: plain Hungarian
+    matched, cluster-aware matched and rank by rank (see :mod:`hessdyn.trajectory.matching`)."""
     rows = []
     for r in range(match.matched.shape[0]):
-        rows.append(_pair_row(a, b, "displacement_matched", float(match.cluster_displacements[r]), r + 1))
-        rows.append(_pair_row(a, b, "overlap_matched", float(match.plain_overlaps[r]), r + 1))
-        if r < match.rank_displacements.shape[0]:
-            rows.append(_pair_row(a, b, "displacement_ranked", float(match.rank_displacements[r]), r + 1))
+        for metric, values in (
+            ("overlap_matched_plain", match.plain_overlaps),
+            ("displacement_matched_plain", match.plain_displacements),
+            ("overlap_matched_cluster", match.cluster_overlaps),
+            ("displacement_matched_cluster", match.cluster_displacements),
+            ("overlap_ranked", match.rank_overlaps),
+            ("displacement_ranked", match.rank_displacements),
+        ):
+            if r < values.shape[0]:
+                rows.append(_pair_row(a, b, metric, float(values[r]), r + 1))
     return rows
 
 
@@ -95,8 +97,11 @@ def _events(a: int, b: int, match: EigenvectorMatch) -> list[Row]:
 def write_trajectory_tables(adir: AnalysisDir, steps: list[int], settings: s.AnalysisConfig) -> None:
     """trajectory.csv and events.csv from the saved eigenvector blocks of the analyzed ``steps``.
 
-    Per-rank metrics (matched and rank-by-rank displacement, matched overlap) for consecutive checkpoints and
-    for every checkpoint against the first and the last; subspace metrics for every pair (the two-time form).
+    Per-rank metrics (plain and cluster-aware matched and rank-by-rank overlap and displacement) for
+    consecutive checkpoints and for every checkpoint against the first and the last; subspace metrics and
+    the mean matched overlaps for every pair (the two-time form). Degenerate clusters are those of
+    :func:`~hessdyn.trajectory.degenerate_clusters` with ``rtol = settings.cluster_rtol``: relative gap to
+    the neighbour and the cluster's spread, no absolute term.
     """
     done = adir.analyzed(steps)
     blocks: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -111,17 +116,11 @@ def write_trajectory_tables(adir: AnalysisDir, steps: list[int], settings: s.Ana
         for b in done[i + 1 :]:
             (Va, la), (Vb, lb) = blocks[a], blocks[b]
             sub = compare_subspaces(Va, Vb)
-            match = match_eigenvectors(
-                Va,
-                Vb,
-                la,
-                lb,
-                cluster_rtol=0.0,
-                cluster_atol=max(_cluster_atol(la, settings), _cluster_atol(lb, settings)),
-            )
+            match = match_eigenvectors(Va, Vb, la, lb, cluster_rtol=settings.cluster_rtol, cluster_atol=0.0)
             rows.append(_pair_row(a, b, "subspace_overlap", sub.overlap))
             rows.append(_pair_row(a, b, "grassmann_distance", sub.grassmann_distance))
-            rows.append(_pair_row(a, b, "mean_matched_overlap", float(match.mean_cluster_overlap)))
+            rows.append(_pair_row(a, b, "mean_matched_overlap_plain", match.mean_plain_overlap))
+            rows.append(_pair_row(a, b, "mean_matched_overlap_cluster", match.mean_cluster_overlap))
             if (a, b) in per_rank:
                 rows.extend(_per_rank_rows(a, b, match))
             if (a, b) in consecutive:

@@ -455,7 +455,9 @@ class AnalysisConfig:
     density_probes: int = 5
     density_steps: int = 60
     density_sigma: float = 0.0  # Gaussian broadening; 0 = automatic from the spectrum's range
-    cluster_rtol: float = 1e-2  # eigenvalues closer than this (relative to lambda_max) form a cluster
+    # near-degenerate eigenvalues (compared as one subspace): relative gap to the neighbour, and the cluster's
+    # spread, both <= cluster_rtol * max|lambda| of the pair / the cluster (trajectory.degenerate_clusters)
+    cluster_rtol: float = 1e-3
     null_random_vectors: int = 200
     null_init_seeds: int = 3  # architecture-induced null: top eigenvectors at random init
     reparam_alphas: list[float] = field(default_factory=lambda: [0.1, 0.3, 1.0, 3.0, 10.0])

@@ -273,11 +273,16 @@ def consecutive(tables: SweepTables, frame: pd.DataFrame) -> pd.DataFrame:
     return frame.merge(pairs, on=["run", "step_a", "step_b"], how="inner")
 
 
+# trajectory.csv displacements the report draws, in panel order (hessdyn.trajectory.matching)
+DISPLACEMENTS = ("displacement_matched_plain", "displacement_matched_cluster", "displacement_ranked")
+
+
 def displacement_data(tables: SweepTables, ranks: int, level: float) -> pd.DataFrame:
     """Eigenvector displacement ``2(1 − |overlap|)`` between consecutive checkpoints, averaged over ranks
-    1..``ranks``, at the later checkpoint ``step_b``: matched (cluster-aware) and rank by rank."""
+    1..``ranks``, at the later checkpoint ``step_b``: plain Hungarian matched, cluster-aware matched and
+    rank by rank (:data:`DISPLACEMENTS`)."""
     frames = []
-    for metric in ("displacement_matched", "displacement_ranked"):
+    for metric in DISPLACEMENTS:
         rows = leading(consecutive(tables, _pairs(tables, metric)), ranks)
         frames.append(seed_series(rows.rename(columns={"step_b": "step"}), ["step"], "value", metric, level))
     return combine(frames)
@@ -494,7 +499,8 @@ SUMMARY_METRICS: dict[str, str] = {
     "final_test_accuracy": "final test accuracy",
     "final_lambda_max": "final λmax",
     "final_lambda_max_over_ws": "final λmax / WS bound",
-    "mean_displacement": "mean displacement (matched)",
+    "mean_displacement_plain": "mean displacement (matched, plain Hungarian)",
+    "mean_displacement_cluster": "mean displacement (matched, cluster-aware)",
     "final_ipr_normalized": "final normalized IPR",
 }
 
@@ -512,8 +518,8 @@ def _last(frame: pd.DataFrame, value: str) -> pd.DataFrame:
 def summary_data(tables: SweepTables, ranks: int, level: float) -> pd.DataFrame:
     """Final metrics per group over its completed runs (columns ``group, metric, mean, sd, lo, hi, n``).
 
-    Final = at each run's last evaluated / analyzed step; the displacement is averaged over consecutive
-    checkpoint pairs and ranks 1..``ranks``; the IPR over ranks 1..``ranks`` at the last analyzed step.
+    Final = at each run's last evaluated / analyzed step; the displacements (plain and cluster-aware
+    matched) are averaged over consecutive checkpoint pairs and ranks 1..``ranks``; the IPR over ranks 1..``ranks`` at the last analyzed step.
     """
     parts: list[pd.DataFrame] = []
 
@@ -535,8 +541,9 @@ def summary_data(tables: SweepTables, ranks: int, level: float) -> pd.DataFrame:
     if not has_values(summary, "lambda_max_over_ws") and has_values(summary, "ws_bound"):
         summary["lambda_max_over_ws"] = summary["lambda_max"] / summary["ws_bound"]
     add(_last(summary, "lambda_max_over_ws"), "lambda_max_over_ws", "final_lambda_max_over_ws")
-    disp = leading(consecutive(tables, _pairs(tables, "displacement_matched")), ranks)
-    add(disp, "value", "mean_displacement")
+    for kind in ("plain", "cluster"):
+        disp = leading(consecutive(tables, _pairs(tables, f"displacement_matched_{kind}")), ranks)
+        add(disp, "value", f"mean_displacement_{kind}")
     spectrum = leading(_top_spectrum(tables), ranks)
     if has_values(spectrum, "ipr_normalized"):
         last_step = spectrum.groupby("run")["step"].transform("max")

@@ -297,18 +297,52 @@ REPARAM = register_table(
 # ------------------------------------------------------- trajectory.csv metrics and report metrics
 TRAJECTORY_METRICS = (
     Column(
-        "displacement_matched",
+        "overlap_matched_plain",
         "1",
-        "2(1 − |overlap|) with the matched vector, cluster-aware",
+        "|⟨v_i(t), w_π(i)(t′)⟩| with π the Hungarian assignment maximizing Σ_i ⟨v_i, w_π(i)⟩²",
+        domain=FRACTION,
+    ),
+    Column(
+        "displacement_matched_plain",
+        "1",
+        "2(1 − overlap_matched_plain): each eigenvector against its one matched vector",
         domain=DISPLACEMENT,
     ),
     Column(
-        "displacement_ranked", "1", "2(1 − |overlap|) with the same rank, no matching", domain=DISPLACEMENT
+        "overlap_matched_cluster",
+        "1",
+        "cluster-aware matched overlap: ||P_B v_i|| with B the near-degenerate cluster of π(i) at t′, else "
+        "||P_A w_π(i)|| with A that of i at t, else overlap_matched_plain (clusters: neighbour gap and "
+        "spread ≤ analysis.cluster_rtol relative; never merged through the assignment)",
+        domain=FRACTION,
     ),
-    Column("overlap_matched", "1", "|overlap| with the assigned vector (plain assignment)"),
+    Column(
+        "displacement_matched_cluster",
+        "1",
+        "2(1 − overlap_matched_cluster): a rotation inside a degenerate cluster is not motion",
+        domain=DISPLACEMENT,
+    ),
+    Column("overlap_ranked", "1", "|⟨v_i(t), w_i(t′)⟩|: same rank, no matching", domain=FRACTION),
+    Column(
+        "displacement_ranked",
+        "1",
+        "2(1 − overlap_ranked): a crossing shows as motion",
+        domain=DISPLACEMENT,
+    ),
     Column("subspace_overlap", "1", "||P_a P_b||²_F / k of the top-k spaces", domain=FRACTION),
     Column("grassmann_distance", "rad", "Grassmann distance of the top-k spaces"),
-    Column("mean_matched_overlap", "1", "mean over ranks of the cluster-aware matched overlap"),
+    Column(
+        "mean_matched_overlap_plain",
+        "1",
+        "mean over ranks of overlap_matched_plain (every pair: the two-time form)",
+        domain=FRACTION,
+    ),
+    Column(
+        "mean_matched_overlap_cluster",
+        "1",
+        "mean over ranks of overlap_matched_cluster (every pair: the two-time form)",
+        domain=FRACTION,
+    ),
 )
 register_metrics(*TRAJECTORY_METRICS)
 
@@ -323,7 +357,16 @@ REPORT_METRICS = (
     ),
     Column("final_ipr_normalized", "1", "normalized IPR at the last analyzed checkpoint", domain=POSITIVE),
     Column(
-        "mean_displacement", "1", "matched displacement averaged over ranks and pairs", domain=DISPLACEMENT
+        "mean_displacement_plain",
+        "1",
+        "displacement_matched_plain averaged over the leading ranks and consecutive pairs",
+        domain=DISPLACEMENT,
+    ),
+    Column(
+        "mean_displacement_cluster",
+        "1",
+        "displacement_matched_cluster averaged over the leading ranks and consecutive pairs",
+        domain=DISPLACEMENT,
     ),
     Column("stability_ratio", "1", "λmax / its stability threshold (1 = the edge)", domain=POSITIVE),
     Column("random_alignment", "fraction", "k/P: the alignment of a random direction", domain=FRACTION),

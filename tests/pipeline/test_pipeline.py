@@ -10,10 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from tests.conftest import hessdyn_exe
+from tests.report.fake_runs import make_sweep
 
 TINY_TRAIN = [
     "model.widths=[8]",
@@ -192,3 +194,33 @@ def test_summarize_script_runs_on_a_python_path():
     script = Path(__file__).resolve().parents[2] / "scripts" / "summarize_dynamics.py"
     proc = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "Headline numbers" in proc.stdout
+
+
+def test_summarize_script_prints_plain_and_cluster_aware_displacement_by_rank_band(tmp_path):
+    """The seed-study summary labels both matched displacements, per rank band, with the seed spread,
+    and the numbers are the means of trajectory.csv's consecutive-pair rows."""
+    runs = make_sweep(tmp_path / "sweep", seeds=(0, 1, 2))
+    script = Path(__file__).resolve().parents[2] / "scripts" / "summarize_dynamics.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "sweep"), "--bands", "1-3,4-5"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = {line.split(":")[0].strip(): line for line in proc.stdout.splitlines()}
+    assert (
+        "displacement, matched, plain Hungarian" in lines and "displacement, matched, cluster-aware" in lines
+    )
+    values = []
+    for run in [r for r in runs if "optimizer=sgd" in r.name]:
+        traj = pd.read_csv(run / "analysis" / "trajectory.csv")
+        steps = sorted(pd.read_csv(run / "analysis" / "summary.csv").step)
+        pairs = set(zip(steps[:-1], steps[1:], strict=True))
+        rows = traj[[p in pairs for p in zip(traj.step_a, traj.step_b, strict=True)]]
+        rows = rows[(rows.metric == "displacement_matched_cluster") & rows["rank"].between(4, 5)]
+        values.append(rows.value.mean())
+    sgd = proc.stdout[proc.stdout.index("  sgd (n=3") :]
+    cluster_line = next(x for x in sgd.splitlines() if "cluster-aware" in x)
+    expected = f"ranks 4-5 {np.mean(values):.3g} ± {np.std(values, ddof=1):.2g}"
+    assert expected in cluster_line
+    assert "adam step" in proc.stdout and "ratio" in proc.stdout  # Adam's early preconditioned sharpness

@@ -137,9 +137,12 @@ def test_final_lambda_max_is_the_mean_over_seeds_of_each_runs_last_step(sweep, r
     assert at_end.set_index("group")["mean"].to_dict() == pytest.approx(expected.to_dict(), rel=1e-12)
 
 
-def test_displacement_is_the_matched_displacement_between_consecutive_checkpoints(sweep, report) -> None:
+@pytest.mark.parametrize("metric", ["displacement_matched_plain", "displacement_matched_cluster"])
+def test_displacement_is_the_matched_displacement_between_consecutive_checkpoints(
+    sweep, report, metric
+) -> None:
     traj = run_table(sweep, "analysis/trajectory.csv")
-    rows = traj[traj["metric"] == "displacement_matched"]
+    rows = traj[traj["metric"] == metric]
     steps = sorted(run_table(sweep, "analysis/summary.csv")["step"].unique())
     assert steps == [0, 5, 20, 60]
     consecutive = set(zip(steps[:-1], steps[1:], strict=True))
@@ -148,7 +151,7 @@ def test_displacement_is_the_matched_displacement_between_consecutive_checkpoint
     per_run = rows.groupby(["group", "seed", "step_b"])["value"].mean()  # over ranks first
     expected = per_run.groupby(level=["group", "step_b"]).mean()
     report_rows = figure_csv(report, "displacement")
-    matched = report_rows[report_rows["metric"] == "displacement_matched"].set_index(["group", "step"])
+    matched = report_rows[report_rows["metric"] == metric].set_index(["group", "step"])
     assert len(matched) == len(expected) == len(GROUPS) * 3
     for (group, step), value in expected.items():
         assert matched.loc[(group, step), "mean"] == pytest.approx(value, rel=1e-12)

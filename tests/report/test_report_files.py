@@ -147,16 +147,17 @@ def test_displacement_csv_uses_consecutive_pairs_averaged_over_leading_ranks(
     traj = _run_tables(clean_sweep, "analysis/trajectory.csv")
     steps = sorted(set(traj["step_a"]) | set(traj["step_b"]))
     consecutive = set(zip(steps[:-1], steps[1:], strict=True))
-    rows = traj[(traj["metric"] == "displacement_matched") & (traj["rank"] <= 5)]
-    rows = rows[[pair in consecutive for pair in zip(rows["step_a"], rows["step_b"], strict=True)]]
-    per_run = rows.groupby(["group", "step_b", "run"])["value"].mean()  # mean over ranks 1..5 first
-    report = pd.read_csv(clean_report.out / "displacement.csv")
-    report = report[report["metric"] == "displacement_matched"]
-    assert sorted(report["step"].unique()) == steps[1:]
-    for (group, step), values in per_run.groupby(level=["group", "step_b"]):
-        row = report[(report["group"] == group) & (report["step"] == step)].iloc[0]
-        assert row["n"] == 2
-        assert row[["mean", "lo", "hi"]].to_numpy(dtype=float) == pytest.approx(t_band(values), rel=1e-12)
+    figure = pd.read_csv(clean_report.out / "displacement.csv")
+    for metric in ("displacement_matched_plain", "displacement_matched_cluster", "displacement_ranked"):
+        rows = traj[(traj["metric"] == metric) & (traj["rank"] <= 5)]
+        rows = rows[[pair in consecutive for pair in zip(rows["step_a"], rows["step_b"], strict=True)]]
+        per_run = rows.groupby(["group", "step_b", "run"])["value"].mean()  # mean over ranks 1..5 first
+        report = figure[figure["metric"] == metric]
+        assert sorted(report["step"].unique()) == steps[1:]
+        for (group, step), values in per_run.groupby(level=["group", "step_b"]):
+            row = report[(report["group"] == group) & (report["step"] == step)].iloc[0]
+            assert row["n"] == 2
+            assert row[["mean", "lo", "hi"]].to_numpy(dtype=float) == pytest.approx(t_band(values), rel=1e-12)
 
 
 def test_summary_csv_final_metrics(clean_sweep, clean_report) -> None:
@@ -171,9 +172,13 @@ def test_summary_csv_final_metrics(clean_sweep, clean_report) -> None:
     assert {
         "final_lambda_max",
         "final_lambda_max_over_ws",
-        "mean_displacement",
+        "mean_displacement_plain",
+        "mean_displacement_cluster",
         "final_ipr_normalized",
     } <= set(summary["metric"])
+    disp = summary.set_index(["group", "metric"])["mean"]
+    for group in ("adam", "sgd"):  # the fake runs' cluster-aware value halves ranks 4 and 5
+        assert disp[(group, "mean_displacement_cluster")] < disp[(group, "mean_displacement_plain")]
 
 
 @pytest.mark.slow

@@ -51,7 +51,11 @@ def test_rank_columns_are_declared_one_based():
 def test_domains_of_the_metrics_a_report_draws():
     assert domain("accuracy") == FRACTION and domain("final_test_accuracy") == FRACTION
     assert domain("mass") == FRACTION and domain("subspace_overlap") == FRACTION
-    assert domain("displacement_matched") == DISPLACEMENT and domain("mean_displacement") == DISPLACEMENT
+    for kind in ("matched_plain", "matched_cluster", "ranked"):
+        assert domain(f"displacement_{kind}") == DISPLACEMENT and domain(f"overlap_{kind}") == FRACTION
+    assert domain("mean_displacement_plain") == domain("mean_displacement_cluster") == DISPLACEMENT
+    assert domain("mean_matched_overlap_plain") == domain("mean_matched_overlap_cluster") == FRACTION
+    assert domain("displacement_matched") == UNBOUNDED  # the old, ambiguous name is retired
     assert domain("density") == NON_NEGATIVE and domain("crossings") == NON_NEGATIVE
     assert domain("eigenvalue") == POSITIVE and domain("stability_ratio") == POSITIVE
     assert domain("lambda_min") == UNBOUNDED and domain("no_such_metric") == UNBOUNDED
@@ -86,13 +90,13 @@ def test_written_table_round_trips_floats_and_keeps_empty_ranks_empty(tmp_path):
     value = 1 / 3
     rows = [
         {"step_a": 0, "step_b": 5, "metric": "subspace_overlap", "rank": None, "value": value},
-        {"step_a": 0, "step_b": 5, "metric": "displacement_matched", "rank": 2, "value": 2 * value},
+        {"step_a": 0, "step_b": 5, "metric": "displacement_matched_plain", "rank": 2, "value": 2 * value},
     ]
     write_table(path, table("trajectory"), rows, all_columns=True)
     lines = path.read_text().splitlines()
     assert lines[0] == "step_a,step_b,metric,rank,value"
     assert lines[1].startswith("0,5,subspace_overlap,,") and lines[2].startswith(
-        "0,5,displacement_matched,2,"
+        "0,5,displacement_matched_plain,2,"
     )
     back = pd.read_csv(path)
     assert back["value"].tolist() == [value, 2 * value]  # 17 significant digits: exact round trip

@@ -53,7 +53,7 @@ FIGURES: tuple[FigureSpec, ...] = (
         "displacement",
         "Eigenvector displacement",
         displacement_figure,
-        "trajectory.csv displacement_matched/_ranked (trajectory metric group)",
+        "trajectory.csv displacement_matched_plain/_cluster, displacement_ranked (trajectory metric group)",
     ),
     FigureSpec(
         "overlap_endpoints",

@@ -30,19 +30,20 @@ from hessdyn.report.style import (
 )
 from hessdyn.report.tables import SweepTables
 
+DISPLACEMENT_PANELS = {
+    "displacement_matched_plain": "matched, plain Hungarian 2(1−|⟨v_i,w_π(i)⟩|)",
+    "displacement_matched_cluster": "matched, cluster-aware",
+    "displacement_ranked": "rank by rank",
+}
+
 
 def displacement_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
     data = agg.displacement_data(tables, o.ranks, o.level)
     if present(data).empty:
         return None
     ranks = ranks_text(agg.leading_ranks(tables.table("trajectory"), o.ranks))
-    fig, axes = new_figure(2, sharey=True)
-    for ax, metric, what in zip(
-        axes,
-        ("displacement_matched", "displacement_ranked"),
-        ("matched (cluster-aware)", "rank by rank"),
-        strict=True,
-    ):
+    fig, axes = new_figure(len(agg.DISPLACEMENTS), sharey=True, width=3.3)
+    for ax, metric in zip(axes, agg.DISPLACEMENTS, strict=True):
         for g in o.groups:
             draw_series(
                 ax,
@@ -52,7 +53,7 @@ def displacement_figure(tables: SweepTables, o: FigureOptions) -> FigureResult |
                 g,
                 marker="o",
             )
-        ax.set_title(what)
+        ax.set_title(DISPLACEMENT_PANELS[metric], fontsize=9)
         step_axis(ax, o.log_x, "training step (later checkpoint of the pair)")
     axes[0].set_ylim(bottom=0.0)
     axes[0].set_ylabel(f"displacement, mean of ranks {ranks}")
@@ -60,11 +61,14 @@ def displacement_figure(tables: SweepTables, o: FigureOptions) -> FigureResult |
     legend_below(fig, axes[0])
     caption = (
         "Motion of the leading Hessian eigenvectors between consecutive analyzed checkpoints t < t′: displacement "
-        f"2(1 − |overlap|) (0 = unchanged, 2 = orthogonal), averaged over ranks {ranks}, plotted at t′. Left: "
-        "each eigenvector v against the eigenvector(s) it is matched to at t′, overlap ||P v|| with P the projection "
-        "on their span (several when the eigenvalues are near-degenerate); right: rank i against rank i, "
-        "|⟨v_i(t), v_i(t′)⟩| (a crossing shows as motion). Checkpoint spacing is not uniform, so the displacement "
-        "is per checkpoint interval, not per step. " + band_text(o)
+        f"2(1 − overlap) (0 = unchanged, 2 = orthogonal), averaged over ranks {ranks}, plotted at t′. Left: matched, "
+        "plain Hungarian: π maximizes Σ⟨v_i, w_π(i)⟩² and the overlap is |⟨v_i, w_π(i)⟩|, one vector against its "
+        "match (trajectory.csv displacement_matched_plain). Middle: matched, cluster-aware: where π(i) (or i) lies in "
+        "a near-degenerate cluster the overlap is ||P v_i|| with P the projection on that cluster's span, so a "
+        "rotation inside the cluster is not motion (displacement_matched_cluster; clusters: neighbour gap and spread "
+        "≤ analysis.cluster_rtol relative, never merged through the assignment; never above the plain value). Right: "
+        "rank by rank, |⟨v_i(t), v_i(t′)⟩| (a crossing shows as motion). Checkpoint spacing is not uniform, so the "
+        "displacement is per checkpoint interval, not per step. " + band_text(o)
     )
     return FigureResult("displacement", "Eigenvector displacement", caption, fig, data)
 
@@ -272,7 +276,10 @@ def events_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
         "analysis top_k), counted per pair; a pair without events counts 0. Bars: mean over seeds; dots: each "
         "seed. Left: crossings, an eigenvector matched one to one with |overlap| ≥ √½ whose rank changed (its "
         "eigenvalue passed another). Right: groups of ranks compared as one subspace because their eigenvalues are "
-        "near-degenerate (gap below analysis.cluster_rtol · |λ1|) at t or t′. The x axis is indexed by pair, not "
+        "near-degenerate at t or t′: consecutive ranks whose gap is ≤ analysis.cluster_rtol · max(|λ_i|, |λ_i+1|) "
+        "and whose spread max − min is ≤ analysis.cluster_rtol · max|λ| over the cluster (a wider chain is cut at its "
+        "largest gap); one group per cluster (with the ranks its members are matched to at the other time), clusters "
+        "are not merged through the assignment. The x axis is indexed by pair, not "
         f"by step. No bands (counts of a few seeds); the {o.level:.0%} t-interval over seeds is in the CSV."
     )
     return FigureResult("events", "Eigenvalue crossings and clusters", caption, fig, data)
