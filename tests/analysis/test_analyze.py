@@ -16,8 +16,10 @@ import pandas as pd
 import pytest
 import torch
 
+from hessdyn.analysis.loading import open_run
 from hessdyn.analysis.runner import analyze_run
 from hessdyn.config.errors import HessdynError
+from hessdyn.reparam import epsilon_sharpness
 from hessdyn.training.loop import train
 from tests.training.helpers import typed_config
 
@@ -351,3 +353,54 @@ def test_a_run_with_no_analyzable_checkpoint_is_one_clear_error(trained, tmp_pat
     ) as info:
         analyze_run(run, settings, progress=False)
     assert "\n" not in str(info.value)
+
+
+def test_with_dropout_the_loss_and_eps_sharpness_are_of_the_eval_mode_network(tmp_path):
+    """Issue 17, item 5: with dropout > 0 a training-mode forward is random. The summary's loss and the
+    reparam panel's loss and ε-sharpness must be of the analysis' Hessian mode (eval): identical across
+    repeated analyses and equal to a hand computation with the network in eval mode."""
+    run = tmp_path / "run"
+    train(typed_config([*TRAIN, "model.dropout=0.5"]), run)
+    settings = [
+        "analysis.metrics=[spectrum,reparam]",
+        "analysis.reparam_alphas=[0.5,1.0]",
+        "analysis.checkpoints=list",
+        "analysis.steps=[60]",
+        "analysis.bottom_k=0",
+    ]
+    for name in ("a", "b"):
+        analyze_run(run, _analysis_cfg([*settings, f"analysis.name={name}"]), progress=False)
+    tables = {name: _tables(run / f"analysis-{name}") for name in ("a", "b")}
+    for file in ("reparam.csv", "summary.csv"):
+        columns = [c for c in tables["a"][file].columns if c != "hvps"]
+        pd.testing.assert_frame_equal(
+            tables["a"][file][columns], tables["b"][file][columns], check_exact=True
+        )
+
+    cfg = _analysis_cfg(settings)
+    ctx = open_run(run, cfg, torch.device("cpu"))
+    model, _ = ctx.load(60)
+    assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.5 for m in model.modules())
+    model = model.to(torch.float64).eval()
+    x, y = ctx.hessian_set.x.to(torch.float64), ctx.hessian_set.y
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for _, p in model.named_parameters()]
+    theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    def eval_loss(flat: torch.Tensor) -> torch.Tensor:
+        params = dict(zip(names, torch.split(flat, [s.numel() for s in shapes]), strict=True))
+        params = {n: v.reshape(s) for (n, v), s in zip(params.items(), shapes, strict=True)}
+        return torch.nn.functional.cross_entropy(torch.func.functional_call(model, params, (x,)), y)
+
+    by_hand = float(eval_loss(theta))
+    eps = epsilon_sharpness(eval_loss, theta, epsilon=cfg.eps_sharpness, seed=cfg.seed)
+    summary = tables["a"]["summary.csv"].iloc[0]
+    one = tables["a"]["reparam.csv"].set_index("alpha").loc[1.0]
+    assert summary.loss == pytest.approx(by_hand, rel=1e-12)
+    assert one.loss == pytest.approx(by_hand, rel=1e-12)
+    assert one.eps_sharpness == pytest.approx(eps.relative_increase_percent, rel=1e-9)
+    with (
+        torch.no_grad()
+    ):  # the test can fail: in train mode dropout moves the loss far beyond these tolerances
+        train_mode = torch.nn.functional.cross_entropy(model.train()(x), y).item()
+    assert abs(train_mode - by_hand) > 1e-3 * by_hand
