@@ -6,6 +6,7 @@ start block). The metric groups that fill the result are in :mod:`hessdyn.analys
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 
 from hessdyn.config import schema as s
-from hessdyn.curvature import CurvatureOperator, HessianMode, HessianSet, curvature_operator
+from hessdyn.curvature import CurvatureOperator, HessianMode, HessianSet, curvature_operator, has_batchnorm
 from hessdyn.solvers import DenseSpectrum, EigenResult, Which, dense_eigh, eigsh_topk, full_spectrum
 
 
@@ -31,6 +32,7 @@ class CheckpointInputs:
     start_bottom: torch.Tensor | None = None
     previous_theta: torch.Tensor | None = None  # flat parameters at the previous analyzed checkpoint
     previous_top: torch.Tensor | None = None  # eigenvectors at the previous analyzed checkpoint
+    train_batch_size: int | None = None  # examples per training step; None = full batch
 
 
 @dataclass
@@ -49,6 +51,43 @@ def hessian_mode(settings: s.AnalysisConfig, optimizer_cfg: s.OptimizerConfig) -
         optimizer_cfg.weight_decay if settings.include_weight_decay and optimizer_cfg.name != "adamw" else 0.0
     )
     return HessianMode(batchnorm=settings.batchnorm.value, weight_decay=decay)
+
+
+@dataclass(frozen=True)
+class TrainedHessian:
+    """The loss as trained, where it is not the analysis' own objective: batch norm normalizing with the
+    statistics of each batch of ``batch_size`` examples of the Hessian set (None: the whole set in one
+    batch), the mean over batches weighted by their size; dropout stays off (a random loss has no Hessian)
+    and the weight-decay term is the analysis' own. The stability columns compare this Hessian with 2/η."""
+
+    mode: HessianMode
+    batch_size: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.mode.to_dict(), "batch_size": self.batch_size}
+
+
+def trained_hessian(
+    settings: s.AnalysisConfig,
+    optimizer_cfg: s.OptimizerConfig,
+    model: nn.Module,
+    train_batch_size: int | None,
+    hessian_set_size: int,
+) -> TrainedHessian | None:
+    """The Hessian SGD steps on, when the analysis' Hessian is a different function: None for a network
+    without batch norm (its loss does not depend on the mode or the batching) and when the analysis itself
+    takes batch statistics over batches of the training batch size."""
+    if not has_batchnorm(model):
+        return None
+
+    def batches(size: int | None) -> int | None:  # None: the whole Hessian set in one batch
+        return None if size is None or size >= hessian_set_size else size
+
+    trained = batches(train_batch_size)
+    if settings.batchnorm == s.BatchNormMode.train and batches(settings.batch_size) == trained:
+        return None
+    mode = dataclasses.replace(hessian_mode(settings, optimizer_cfg), batchnorm="train")
+    return TrainedHessian(mode, trained)
 
 
 def build_operator(
@@ -82,6 +121,8 @@ class Checkpoint:
     full: DenseSpectrum | None  # the whole spectrum (solver=dense), else None
     top: EigenResult | None = None
     bottom: EigenResult | None = None
+    # the Hessian of the loss as trained where it differs from ``op`` (batch-norm nets), else None
+    trained_op: CurvatureOperator | None = None
     gradient: torch.Tensor | None = None  # (P,) of the loss on the Hessian set
     theta: torch.Tensor | None = None  # (P,) float64 parameters
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -90,6 +131,17 @@ class Checkpoint:
     @property
     def settings(self) -> s.AnalysisConfig:
         return self.inputs.settings
+
+    @property
+    def stability_op(self) -> CurvatureOperator:
+        """The Hessian the stability columns are of: the loss as trained (``trained_op``) where it differs
+        from the analysis' operator, else that operator."""
+        return self.trained_op if self.trained_op is not None else self.op
+
+    @property
+    def num_hvps(self) -> int:
+        """Products spent on this checkpoint, over both operators."""
+        return self.op.num_hvps + (self.trained_op.num_hvps if self.trained_op is not None else 0)
 
     def top_pairs(self) -> EigenResult:
         """The top eigenpairs (the ``spectrum`` group, always first, computes them)."""
@@ -120,9 +172,24 @@ class Checkpoint:
 
 
 def open_checkpoint(inp: CheckpointInputs) -> Checkpoint:
-    """The operator of ``inp``'s model over its Hessian set, in the analysis' Hessian mode."""
+    """The operator of ``inp``'s model over its Hessian set, in the analysis' Hessian mode, and for a
+    batch-norm net the operator of the loss as trained (:func:`trained_hessian`)."""
     cfg = inp.settings
     mode = hessian_mode(cfg, inp.optimizer_cfg)
     op = build_operator(inp.model, inp.hessian_set, cfg, mode, inp.dtype)
     full = full_spectrum(op) if cfg.solver == s.Solver.dense else None
-    return Checkpoint(inp, mode, op, cfg.seed + inp.step, full)
+    trained = trained_hessian(
+        cfg, inp.optimizer_cfg, inp.model, inp.train_batch_size, int(inp.hessian_set.y.shape[0])
+    )
+    trained_op = None
+    if trained is not None:
+        trained_op = curvature_operator(
+            inp.model,
+            inp.hessian_set.x,
+            inp.hessian_set.y,
+            curvature=cfg.curvature.value,
+            batch_size=trained.batch_size,
+            mode=trained.mode,
+            dtype=inp.dtype,
+        )
+    return Checkpoint(inp, mode, op, cfg.seed + inp.step, full, trained_op=trained_op)

@@ -87,10 +87,10 @@ def analyze_checkpoint(inp: CheckpointInputs) -> CheckpointResult:
     for group in active_groups(inp.settings):
         if group.at_checkpoint is not None:
             group.at_checkpoint(c)
-    c.summary["hvps"] = c.op.num_hvps
+    c.summary["hvps"] = c.num_hvps
     c.summary["wall_s"] = time.perf_counter() - t0
     c.rows["summary"] = [c.summary]
-    return CheckpointResult(inp.step, c.top_pairs(), c.bottom, c.rows, c.op.num_hvps, c.summary["wall_s"])
+    return CheckpointResult(inp.step, c.top_pairs(), c.bottom, c.rows, c.num_hvps, c.summary["wall_s"])
 
 
 def after_run(run: RunWork) -> None:

@@ -29,6 +29,12 @@ class RunContext:
     device: torch.device
     checkpoints: list[tuple[int, Path]]
 
+    @property
+    def train_batch_size(self) -> int:
+        """Examples per training step, as the training loop batches them (full batch: the training split)."""
+        n_train = len(self.data.train)
+        return min(self.config.trainer.batch_size or n_train, n_train)
+
     def new_model(self, seed: int | None = None) -> nn.Module:
         """The run's architecture in its training dtype on the analysis device (random init when seeded)."""
         if seed is not None:

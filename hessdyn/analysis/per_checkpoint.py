@@ -60,7 +60,7 @@ def _eigenpair_rows(step: int, which: str, res: EigenResult) -> list[dict[str, A
 
 def measure_spectrum(c: Checkpoint) -> None:
     """Top-k eigenpairs, and the summary row's basics: loss and gradient on the Hessian set (the objective
-    the Hessian is taken of), the learning rate and η·λmax."""
+    the Hessian is taken of), the learning rate and η·λmax of the loss as trained."""
     inp, cfg = c.inputs, c.settings
     top = c.top = c.solve(min(cfg.top_k, c.op.size), "largest", inp.start_top, c.seed)
     c.table_rows("spectrum").extend(_eigenpair_rows(inp.step, "top", top))
@@ -89,11 +89,29 @@ def measure_spectrum(c: Checkpoint) -> None:
         loss=lg.loss,
         grad_norm=float(lg.gradient.norm()),
         lr=lr,
-        sharpness_lr=lr * c.summary["lambda_max"],
+        sharpness_lr=lr * stability_lambda_max(c),
         stability_threshold=math.nan,
         precond_lambda_max=math.nan,
         precond_threshold=math.nan,
     )
+
+
+def stability_lambda_max(c: Checkpoint) -> float:
+    """λmax of the Hessian the stability columns are of (:attr:`Checkpoint.stability_op`). For a batch-norm
+    net whose loss as trained differs from the analysis' Hessian, its top eigenvalue is solved here and
+    recorded beside the analysis' own (``lambda_max_trained``); else it is ``lambda_max``."""
+    if c.trained_op is None:
+        c.summary["stability_mode"] = "analysis"
+        return float(c.summary["lambda_max"])
+    cfg = c.settings
+    method = cfg.solver.value if cfg.solver != s.Solver.block else "lanczos"  # one pair: no block to share
+    trained = eigsh_topk(c.trained_op, 1, tol=cfg.tol, max_hvps=cfg.max_hvps, seed=c.seed + 5, method=method)
+    c.summary.update(
+        stability_mode="batch_statistics",
+        lambda_max_trained=float(trained.eigenvalues[0]),
+        lambda_max_trained_converged=bool(trained.converged[0]),
+    )
+    return float(trained.eigenvalues[0])
 
 
 def measure_bottom(c: Checkpoint) -> None:
@@ -192,7 +210,8 @@ def measure_alignment(c: Checkpoint) -> None:
 
 
 def measure_optimizer(c: Checkpoint) -> None:
-    """The optimizer's stability threshold, and for adaptive optimizers the preconditioned λmax."""
+    """The optimizer's stability threshold, and for adaptive optimizers the preconditioned λmax, of the
+    loss as trained (:attr:`Checkpoint.stability_op`: batch statistics for a batch-norm net)."""
     inp, cfg = c.inputs, c.settings
     threshold, kind = stability_threshold(inp.optimizer_cfg, c.summary["lr"])
     if kind == "raw":
@@ -202,7 +221,7 @@ def measure_optimizer(c: Checkpoint) -> None:
         d = _preconditioner(inp.optimizer_cfg, inp.checkpoint["optimizer"], inp.model, c.op.layout.names)
         if d is not None:
             pre = eigsh_topk(
-                DiagonalConjugate(c.op, d), 1, tol=cfg.tol, max_hvps=cfg.max_hvps, seed=c.seed + 3
+                DiagonalConjugate(c.stability_op, d), 1, tol=cfg.tol, max_hvps=cfg.max_hvps, seed=c.seed + 3
             )
             c.summary["precond_lambda_max"] = float(pre.eigenvalues[0])
             c.summary["precond_converged"] = bool(pre.converged[0])

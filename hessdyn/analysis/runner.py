@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from hessdyn.analysis.checkpoint import CheckpointInputs, flat_parameters, hessian_mode
+from hessdyn.analysis.checkpoint import CheckpointInputs, flat_parameters, hessian_mode, trained_hessian
 from hessdyn.analysis.groups import RunWork, after_run, analyze_checkpoint
 from hessdyn.analysis.loading import RunContext, open_run
 from hessdyn.analysis.settings import (
@@ -160,6 +160,7 @@ class _Job:
                 "run_dir": str(self.run.path),
                 "train_status": ctx.record.get("status"),
                 "hessian_mode": hessian_mode(settings, ctx.config.optimizer).to_dict(),
+                "stability_mode": _stability_mode(ctx, settings),
                 "hessian_set": {
                     "size": int(ctx.hessian_set.y.shape[0]),
                     "seed": settings.hessian_set_seed,
@@ -253,6 +254,15 @@ class _Job:
         return analyzed
 
 
+def _stability_mode(ctx: RunContext, settings: s.AnalysisConfig) -> dict[str, Any] | None:
+    """analysis.json's record of the Hessian the stability columns are of: the loss as trained (batch
+    statistics, training batch size) for a batch-norm net, None where that is the analysis' Hessian."""
+    trained = trained_hessian(
+        settings, ctx.config.optimizer, ctx.new_model(), ctx.train_batch_size, int(ctx.hessian_set.y.shape[0])
+    )
+    return trained.to_dict() if trained is not None else None
+
+
 def _warm_start(
     ctx: RunContext, adir: AnalysisDir, step: int, prev: int | None, names: tuple[str, ...]
 ) -> dict[str, torch.Tensor | None]:
@@ -293,6 +303,7 @@ def _analyze_one(
         settings=settings,
         optimizer_cfg=ctx.config.optimizer,
         dtype=dtype,
+        train_batch_size=ctx.train_batch_size,
         **_warm_start(ctx, adir, step, prev, names),
     )
     result = analyze_checkpoint(inputs)

@@ -30,6 +30,7 @@ from hessdyn.curvature.risk import (
     LossFn,
     LossGradient,
     cast_model,
+    has_batchnorm,
     select_hessian_set,
 )
 from hessdyn.curvature.three_layer_traces import ThreeLayerTraces, three_layer_traces
@@ -61,6 +62,7 @@ __all__ = [
     "dense_matrix",
     "flat_gradient",
     "gradient_moment_diagonals",
+    "has_batchnorm",
     "select_hessian_set",
     "three_layer_traces",
 ]

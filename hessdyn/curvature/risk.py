@@ -55,6 +55,12 @@ def cast_model(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     return copy.deepcopy(model).to(dtype)
 
 
+def has_batchnorm(model: nn.Module) -> bool:
+    """Whether ``model`` normalizes with batch norm anywhere: then its loss depends on the Hessian mode's
+    ``batchnorm`` (running or batch statistics) and, in train mode, on how the examples are batched."""
+    return any(isinstance(m, _BatchNorm) for m in model.modules())
+
+
 def _configure_copy(model: nn.Module, mode: HessianMode, dtype: torch.dtype | None) -> nn.Module:
     module = copy.deepcopy(model)
     if dtype is not None:

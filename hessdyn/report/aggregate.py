@@ -151,12 +151,29 @@ def _top_spectrum(tables: SweepTables) -> pd.DataFrame:
     return spectrum[converged(spectrum)]
 
 
+def _trained_rows(summary: pd.DataFrame) -> pd.Series:
+    """Rows whose stability columns are of the loss as trained, not of the analysis' Hessian
+    (``lambda_max_trained`` recorded: batch-norm nets, see summary.csv ``stability_mode``)."""
+    if "lambda_max_trained" not in summary.columns:
+        return pd.Series(False, index=summary.index)
+    return pd.to_numeric(summary["lambda_max_trained"], errors="coerce").notna()
+
+
+def batch_statistics_groups(tables: SweepTables) -> list[str]:
+    """Groups with a run whose stability λmax is of the batch-statistics Hessian (``lambda_max_trained``)."""
+    summary = tables.table("summary")
+    return sorted(summary.loc[_trained_rows(summary), "group"].unique()) if not summary.empty else []
+
+
 def eigenvalue_data(tables: SweepTables, ranks: int, level: float) -> pd.DataFrame:
-    """Top eigenvalues (loss-Hessian units) of ranks 1..``ranks`` per step, plus ``summary.csv``'s
-    ``stability_threshold`` (2/η for SGD, (2 + 2β)/η with momentum; empty for adaptive optimizers)."""
+    """Top eigenvalues (loss-Hessian units, the analysis' Hessian mode) of ranks 1..``ranks`` per step, plus
+    ``summary.csv``'s ``stability_threshold`` (2/η for SGD, (2 + 2β)/η with momentum; empty for adaptive
+    optimizers) of the runs whose stability λmax is this spectrum's (not of batch-norm nets, whose λmax as
+    trained is another Hessian's: see :func:`stability_data`)."""
     spectrum = leading(_top_spectrum(tables), ranks)
     frames = [seed_series(spectrum, ["step", "rank"], "eigenvalue", "eigenvalue", level)]
     summary = tables.table("summary")
+    summary = summary[~_trained_rows(summary)]
     frames.append(
         seed_series(summary, ["step"], "stability_threshold", "stability_threshold", level, individual=False)
     )
@@ -164,9 +181,11 @@ def eigenvalue_data(tables: SweepTables, ranks: int, level: float) -> pd.DataFra
 
 
 def stability_data(tables: SweepTables, level: float) -> pd.DataFrame:
-    """λmax against ``stability_threshold`` (SGD, momentum), Adam's preconditioned λmax against
-    ``precond_threshold`` = (2 + 2β1)/((1 − β1)η), and ``stability_ratio`` per run and step: value /
-    threshold (λmax·η/2 for SGD; 1 = the stability edge)."""
+    """The sharpness of the loss as trained against the optimizer's threshold, and ``stability_ratio`` =
+    value / threshold per run and step (η·λmax/2 for SGD; 1 = the stability edge): λmax against
+    ``stability_threshold`` (SGD, momentum): ``lambda_max`` (the analysis' Hessian) or, for batch-norm nets,
+    ``lambda_max_trained`` (batch statistics over batches of the training batch size); Adam's
+    ``precond_lambda_max`` (of that same Hessian) against (2 + 2β1)/((1 − β1)η)."""
     summary = tables.table("summary").copy()
     if summary.empty:
         return empty(["step"])
@@ -174,10 +193,18 @@ def stability_data(tables: SweepTables, level: float) -> pd.DataFrame:
     has_sgd = has_values(summary, "stability_threshold") and "lambda_max" in summary.columns
     has_adam = has_values(summary, "precond_threshold") and "precond_lambda_max" in summary.columns
     ratio = pd.Series(np.nan, index=summary.index)
+    trained = _trained_rows(summary)
     if has_sgd:
-        applies = summary[pd.to_numeric(summary["stability_threshold"], errors="coerce").notna()]
-        frames += [seed_series(applies, ["step"], c, c, level) for c in ("lambda_max", "stability_threshold")]
-        ratio = summary["lambda_max"] / summary["stability_threshold"]
+        applies = pd.to_numeric(summary["stability_threshold"], errors="coerce").notna()
+        frames += [
+            seed_series(summary[applies & ~trained], ["step"], "lambda_max", "lambda_max", level),
+            seed_series(
+                summary[applies & trained], ["step"], "lambda_max_trained", "lambda_max_trained", level
+            ),
+            seed_series(summary[applies], ["step"], "stability_threshold", "stability_threshold", level),
+        ]
+        sharpness = summary["lambda_max"].where(~trained, summary.get("lambda_max_trained"))
+        ratio = sharpness / summary["stability_threshold"]
     if has_adam:
         frames += [
             seed_series(summary, ["step"], c, c, level) for c in ("precond_lambda_max", "precond_threshold")

@@ -114,7 +114,13 @@ SUMMARY = register_table(
         (
             STEP,
             EPOCH,
-            LAMBDA_MAX,
+            Column(
+                "lambda_max",
+                "L/θ²",
+                "largest Hessian eigenvalue, in the analysis' Hessian mode (analysis.batchnorm; eval: the "
+                "trained function's geometry)",
+                domain=POSITIVE,
+            ),
             Column("lambda_min", "L/θ²", "smallest eigenvalue (bottom group or dense path)"),
             TRACE,
             Column("trace_se", "L/θ²", "standard error of the trace estimate", domain=NON_NEGATIVE),
@@ -131,7 +137,28 @@ SUMMARY = register_table(
             Column("loss", "L", "loss on the Hessian set, in the Hessian mode", domain=POSITIVE),
             Column("grad_norm", "L/θ", "norm of the gradient of that loss"),
             Column("lr", "θ²/L", "learning rate at the checkpoint"),
-            Column("sharpness_lr", "1", "lr · λmax"),
+            Column(
+                "sharpness_lr",
+                "1",
+                "lr · λmax of the loss as trained: lambda_max_trained where recorded, else lambda_max",
+            ),
+            Column(
+                "stability_mode",
+                "",
+                "the Hessian sharpness_lr and precond_lambda_max are of: analysis (the analysis' own, "
+                "lambda_max: no batch norm, or analysis.batchnorm=train with the training batch size) | "
+                "batch_statistics (lambda_max_trained)",
+                "text",
+            ),
+            Column(
+                "lambda_max_trained",
+                "L/θ²",
+                "λmax of the loss as trained, for batch-norm nets: batch norm on the statistics of each batch "
+                "of trainer.batch_size examples of the Hessian set (the Hessian SGD steps on); empty where it "
+                "is the analysis' own Hessian",
+                domain=POSITIVE,
+            ),
+            Column("lambda_max_trained_converged", "", "lambda_max_trained reached the tolerance", "bool"),
             Column(
                 "stability_threshold",
                 "L/θ²",
@@ -141,7 +168,8 @@ SUMMARY = register_table(
             Column(
                 "precond_lambda_max",
                 "1/η",
-                "λmax of the preconditioned Hessian P^-1/2 H P^-1/2 (Adam, RMSprop)",
+                "λmax of the preconditioned Hessian P^-1/2 H P^-1/2 (Adam, RMSprop), H of the loss as trained "
+                "(see stability_mode)",
                 domain=POSITIVE,
             ),
             Column(

@@ -138,6 +138,8 @@ def test_every_table_is_present_and_consistent(analyzed):
 
 def test_optimizer_aware_columns(analyzed):
     sgd = pd.read_csv(analyzed["sgd"] / "summary.csv")
+    assert (sgd.stability_mode == "analysis").all() and "lambda_max_trained" not in sgd  # no batch norm
+    assert json.loads((analyzed["sgd"] / "analysis.json").read_text())["stability_mode"] is None
     np.testing.assert_allclose(sgd.stability_threshold, 2 / sgd.lr)
     np.testing.assert_allclose(sgd.sharpness_lr, sgd.lr * sgd.lambda_max)
     assert sgd.precond_lambda_max.isna().all()

@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 from hessdyn.report.figures import FIGURES
-from hessdyn.store import find_run_dirs
+from hessdyn.store import find_run_dirs, table, write_table
 
 from .conftest import build
 from .fake_runs import make_sweep
@@ -210,3 +210,40 @@ def test_every_figure_is_deterministic(clean_sweep: Path, clean_report, tmp_path
         if name in ("index.html", "runs.csv"):  # they name the sweep folder
             a, b = a.replace(str(clean_sweep).encode(), b""), b.replace(str(copy).encode(), b"")
         assert a == b, f"{name} differs between two builds of the same sweep"
+
+
+def test_batch_norm_runs_are_compared_with_their_threshold_through_the_batch_statistics_lambda_max(
+    tmp_path: Path,
+) -> None:
+    """Issue 17, item 6: where summary.csv has lambda_max_trained (a batch-norm net), the stability figure
+    plots it, not the eval-mode λmax, against 2/η, its ratio is of it, the caption names the group, and the
+    eigenvalue figure (the analysis' mode) draws no threshold for it."""
+    sweep = tmp_path / "sweep"
+    runs = make_sweep(sweep, optimizers=("sgd", "momentum"))
+    trained = {}
+    for run in runs:
+        if "momentum" not in run.name:
+            continue
+        path = run / "analysis" / "summary.csv"
+        summary = pd.read_csv(path)
+        summary["lambda_max_trained"] = 0.1 * summary["lambda_max"] + 1.0
+        summary["stability_mode"] = "batch_statistics"
+        summary["sharpness_lr"] = summary["lr"] * summary["lambda_max_trained"]
+        write_table(path, table("summary"), summary.to_dict("records"))
+        trained[run.name] = summary.set_index("step")
+    result = build(sweep)
+    stability = pd.read_csv(result.out / "stability.csv")
+    mom, sgd = stability[stability.group == "momentum"], stability[stability.group == "sgd"]
+    assert set(mom.metric) >= {"lambda_max_trained", "stability_threshold"} and "lambda_max" not in set(
+        mom.metric
+    )
+    assert "lambda_max" in set(sgd.metric) and "lambda_max_trained" not in set(sgd.metric)
+    ratio = mom[(mom.metric == "stability_ratio") & mom.run.isna()].set_index("step")["mean"]
+    expected = pd.concat(
+        [t["lambda_max_trained"] / t["stability_threshold"] for t in trained.values()], axis=1
+    )
+    np.testing.assert_allclose(ratio.sort_index(), expected.mean(axis=1).sort_index(), rtol=1e-12)
+    eig = pd.read_csv(result.out / "eigenvalues.csv")
+    assert set(eig[eig.metric == "stability_threshold"].group) == {"sgd"}
+    page = (result.out / "index.html").read_text(encoding="utf-8")
+    assert "for the batch-norm nets (momentum) the Hessian with batch norm normalizing" in page

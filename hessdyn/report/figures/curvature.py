@@ -44,6 +44,19 @@ def _mean_error_bars(ax, values: pd.DataFrame, se: pd.DataFrame, color) -> None:
         )
 
 
+# (value, its threshold, line style) of the stability figure; labels for its legend
+STABILITY_SERIES = (
+    ("lambda_max", "stability_threshold", "-"),
+    ("lambda_max_trained", "stability_threshold", "-."),
+    ("precond_lambda_max", "precond_threshold", ":"),
+)
+STABILITY_LABELS = {
+    "lambda_max": "λmax (SGD, momentum)",
+    "lambda_max_trained": "λmax, batch statistics (batch-norm nets)",
+    "precond_lambda_max": "preconditioned λmax (Adam)",
+}
+
+
 def eigenvalues_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
     data = agg.eigenvalue_data(tables, o.ranks, o.level)
     eig = present(data, "eigenvalue")
@@ -87,9 +100,11 @@ def eigenvalues_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | 
         f"Top eigenvalues λ{ranks_text(ranks).replace('–', '…λ')} of the Hessian of the training loss (mean "
         "cross-entropy over the Hessian set; spectrum.csv, which=top, converged eigenpairs) against training step, "
         "one panel per group, darker = larger. The band is drawn around λ1 only (thin lines: the other ranks; "
-        "every rank's band is in the CSV). Dashed black line: the stability threshold of summary.csv where it "
-        "applies, 2/η for SGD and (2+2β)/η with momentum (for Adam see the stability figure, which compares the "
-        "preconditioned λmax with its threshold). " + band_text(o, log, "band")
+        "every rank's band is in the CSV). The spectrum is in the analysis' Hessian mode (analysis.batchnorm; "
+        "eval by default: batch norm on its running statistics, the trained function's geometry). Dashed black "
+        "line: the stability threshold of summary.csv where it applies, 2/η for SGD and (2+2β)/η with momentum, "
+        "drawn only for nets without batch norm, whose λ1 here is the one SGD steps on (for batch-norm nets and "
+        "for Adam see the stability figure). " + band_text(o, log, "band")
     )
     return FigureResult("eigenvalues", "Top Hessian eigenvalues", caption, fig, data)
 
@@ -115,10 +130,7 @@ def stability_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | No
         rows = data[data["group"] == g]
         if not present(rows, "stability_ratio").empty:
             ax.plot([], [], color=o.colors[g], linewidth=3, label=g)  # legend: the group's color only
-        for value, threshold, style in (
-            ("lambda_max", "stability_threshold", "-"),
-            ("precond_lambda_max", "precond_threshold", ":"),
-        ):
+        for value, threshold, style in STABILITY_SERIES:
             if present(rows, value).empty:
                 continue
             draw_series(ax, rows[rows["metric"] == value], "step", o.colors[g], None, linestyle=style)
@@ -126,8 +138,10 @@ def stability_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | No
             thr = thr[thr["run"].fillna("") == ""]
             ax.plot(thr["step"], thr["mean"], color=o.colors[g], linestyle="--", linewidth=0.9)
         draw_series(ax_ratio, rows[rows["metric"] == "stability_ratio"], "step", o.colors[g], None)
-    ax.plot([], [], color="0.4", linestyle="-", label="λmax (SGD, momentum)")
-    ax.plot([], [], color="0.4", linestyle=":", label="preconditioned λmax (Adam)")
+    shown = set(present(data)["metric"])
+    for value, _, style in STABILITY_SERIES:
+        if value in shown:
+            ax.plot([], [], color="0.4", linestyle=style, label=STABILITY_LABELS[value])
     ax.plot([], [], color="0.4", linestyle="--", label="its stability threshold")
     ax.set_ylabel("top eigenvalue")
     ax_ratio.axhline(1.0, color="0.25", linestyle="--", linewidth=1.0, label="ratio 1: edge of stability")
@@ -136,14 +150,26 @@ def stability_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | No
         step_axis(a, o.log_x)
     note_individual(ax_ratio, data)
     legend_below(fig, [ax, ax_ratio])
+    bn_groups = agg.batch_statistics_groups(tables)
     caption = (
         "Sharpness against the optimizer's stability threshold (summary.csv). Left: λmax (solid) with 2/η for SGD and "
         "(2+2β)/η with momentum (dashed), and for Adam the largest eigenvalue of the preconditioned Hessian (dotted) "
         "with (2+2β1)/((1−β1)η) (dashed). Right: their ratio, λmax / (2/η) = ηλmax/2 for SGD"
         + (", on a log axis" if log_ratio else "")
-        + "; 1 is the edge of stability of the quadratic model. Adam's ratio is large over its first steps, where "
-        "the second-moment estimate v̂ is still tiny and the preconditioner huge. Groups whose optimizer has neither "
-        "threshold are not drawn. " + band_text(o, log or log_ratio)
+        + "; 1 is the edge of stability of the quadratic model. Every λmax here is of the loss as trained"
+        + (
+            ": for the batch-norm nets ("
+            + ", ".join(bn_groups)
+            + ") the Hessian with batch norm normalizing "
+            "with the statistics of each batch of the training batch size (lambda_max_trained, dash-dot; their "
+            "preconditioned λmax too), not the analysis' Hessian mode of the eigenvalue figure; elsewhere the "
+            "analysis' Hessian (lambda_max). "
+            if bn_groups
+            else " (no group has batch norm, so it is the analysis' Hessian, lambda_max). "
+        )
+        + "Adam's ratio is large over its first steps, where the second-moment estimate v̂ is still tiny and the "
+        "preconditioner huge. Groups whose optimizer has neither threshold are not drawn. "
+        + band_text(o, log or log_ratio)
     )
     return FigureResult("stability", "Sharpness against the stability threshold", caption, fig, data)
 
