@@ -6,7 +6,7 @@ groups that are on, in order; ``spectrum`` always first, since every other group
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -15,7 +15,7 @@ from hessdyn.analysis.checkpoint import Checkpoint
 from hessdyn.config import schema as s
 from hessdyn.curvature import DiagonalConjugate
 from hessdyn.curvature.risk import EmpiricalRisk
-from hessdyn.solvers import EigenResult, eigsh_topk, hutch_plus_plus, spectral_density
+from hessdyn.solvers import EigenResult, Method, eigsh_topk, hutch_plus_plus, spectral_density
 from hessdyn.trajectory import (
     adam_preconditioner,
     adam_threshold,
@@ -104,7 +104,7 @@ def stability_lambda_max(c: Checkpoint) -> float:
         c.summary["stability_mode"] = "analysis"
         return float(c.summary["lambda_max"])
     cfg = c.settings
-    method = cfg.solver.value if cfg.solver != s.Solver.block else "lanczos"  # one pair: no block to share
+    method: Method = "lanczos" if cfg.solver == s.Solver.block else cast(Method, cfg.solver.value)  # one pair
     trained = eigsh_topk(c.trained_op, 1, tol=cfg.tol, max_hvps=cfg.max_hvps, seed=c.seed + 5, method=method)
     c.summary.update(
         stability_mode="batch_statistics",
