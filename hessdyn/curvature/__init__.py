@@ -5,7 +5,7 @@ Flat vectors follow `ParamLayout` order (`model.named_parameters()` restricted t
 """
 
 from hessdyn.curvature.build import Curvature, curvature_operator, flat_gradient
-from hessdyn.curvature.dense import dense_matrix
+from hessdyn.curvature.dense import dense_matrix, exact_diagonal
 from hessdyn.curvature.ggn import GGNOperator
 from hessdyn.curvature.gradient_moments import (
     CovarianceOperator,
@@ -60,6 +60,7 @@ __all__ = [
     "cast_model",
     "curvature_operator",
     "dense_matrix",
+    "exact_diagonal",
     "flat_gradient",
     "gradient_moment_diagonals",
     "has_batchnorm",

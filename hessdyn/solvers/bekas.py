@@ -14,7 +14,7 @@ import time
 import torch
 
 from hessdyn.curvature.operator import CurvatureOperator
-from hessdyn.solvers.probes import apply64, rademacher
+from hessdyn.solvers.probes import apply64, mean_and_se, rademacher
 from hessdyn.solvers.results import DiagonalResult
 
 
@@ -24,8 +24,8 @@ def bekas_diagonal(
     """diag(A) ≈ mean_k z_k ⊙ A z_k over `num_probes` Rademacher probes (one product each), in blocks of
     `block_size`; standard_error = sample standard deviation (ddof 1) / sqrt(num_probes), entrywise.
 
-    Same seed, same probes as `hutchinson` (so the sum of the diagonal is its trace estimate); the result does
-    not depend on block_size. Accumulates entrywise means and centred sums of squares blockwise (Chan et al.)
+    Same seed, same probes as `hutchinson` (so the sum of the diagonal is its trace estimate, returned with
+    its standard error as trace, trace_se); the result does not depend on block_size. Accumulates entrywise means and centred sums of squares blockwise (Chan et al.)
     in float64, never the P × num_probes samples.
     """
     if num_probes < 2:
@@ -37,10 +37,12 @@ def bekas_diagonal(
     count = 0
     mean = torch.zeros(op.size, dtype=torch.float64, device=op.device)
     centred = torch.zeros_like(mean)
+    traces = []  # per-probe zᵀAz: the trace samples
     for first in range(0, num_probes, block_size):
         Z = rademacher(op.size, min(block_size, num_probes - first), gen, op.device)
         samples = Z * apply64(op, Z)  # (P, m): column k is z_k ⊙ A z_k
         m = samples.shape[1]
+        traces.append(samples.sum(dim=0))
         block_mean = samples.mean(dim=1)
         block_centred = (samples - block_mean[:, None]).pow(2).sum(dim=1)
         delta = block_mean - mean
@@ -49,6 +51,7 @@ def bekas_diagonal(
         centred += block_centred + delta.pow(2) * (count * m / merged)
         count = merged
     variance = centred / (count - 1)
+    trace, trace_se = mean_and_se(torch.cat(traces))
     return DiagonalResult(
         diagonal=mean,
         standard_error=variance.sqrt() / math.sqrt(count),
@@ -56,4 +59,6 @@ def bekas_diagonal(
         num_hvps=num_probes,
         wall_seconds=time.perf_counter() - start,
         method="bekas",
+        trace=trace,
+        trace_se=trace_se,
     )

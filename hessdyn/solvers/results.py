@@ -144,6 +144,8 @@ class DiagonalResult:
     """A stochastic estimate of diag(A) (P,) float64 with the standard error of each entry (P,), same units.
 
     num_probes: random probes behind every entry; num_hvps: operator products spent (= num_probes).
+    trace, trace_se: Σ_i diagonal_i, the Hutchinson estimate of tr(A) from the same probes, and its standard
+    error from the per-probe samples zᵀAz (not from the entrywise errors, which are correlated).
     """
 
     diagonal: torch.Tensor
@@ -152,3 +154,5 @@ class DiagonalResult:
     num_hvps: int
     wall_seconds: float
     method: str
+    trace: float = math.nan
+    trace_se: float = math.nan

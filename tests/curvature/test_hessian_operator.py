@@ -11,6 +11,7 @@ from hessdyn.curvature import (
     cast_model,
     curvature_operator,
     dense_matrix,
+    exact_diagonal,
     flat_gradient,
 )
 
@@ -199,3 +200,14 @@ def test_errors_name_the_fix():
     op = curvature_operator(model, x, y)
     with pytest.raises(ValueError, match="matvec expects"):
         op.matvec(torch.zeros(op.size + 1))
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1000])
+def test_exact_diagonal_is_the_reference_hessian_diagonal(chunk):
+    model = MLPS[0].build()
+    x, y = data()
+    H = reference_hessian(model, x, y)
+    op = curvature_operator(model, x, y)
+    diag = exact_diagonal(op, chunk=chunk)
+    torch.testing.assert_close(diag, H.diagonal(), rtol=0, atol=1e-10 * float(H.abs().max()))
+    assert op.num_hvps == op.size

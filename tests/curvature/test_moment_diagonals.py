@@ -93,7 +93,11 @@ def test_bekas_sums_to_the_hutchinson_trace_and_ignores_block_size():
     b = bekas_diagonal(op, num_probes=30, seed=5, block_size=30)
     torch.testing.assert_close(a.diagonal, b.diagonal, rtol=0, atol=1e-13)
     torch.testing.assert_close(a.standard_error, b.standard_error, rtol=1e-10, atol=1e-14)
-    assert float(a.diagonal.sum()) == pytest.approx(hutchinson(op, 30, seed=5).trace, rel=1e-12)
+    hutch = hutchinson(op, 30, seed=5)
+    assert float(a.diagonal.sum()) == pytest.approx(hutch.trace, rel=1e-12)
+    assert a.trace == pytest.approx(hutch.trace, rel=1e-12)
+    assert a.trace_se == pytest.approx(hutch.trace_se, rel=1e-10)
+    assert b.trace_se == pytest.approx(hutch.trace_se, rel=1e-10)
 
 
 def test_bekas_on_the_covariance_operator_brackets_the_exact_diagonal():
