@@ -14,7 +14,14 @@ import torch
 from torch import nn
 
 from hessdyn.config import schema as s
-from hessdyn.curvature import CurvatureOperator, HessianMode, HessianSet, curvature_operator, has_batchnorm
+from hessdyn.curvature import (
+    CurvatureOperator,
+    EmpiricalRisk,
+    HessianMode,
+    HessianSet,
+    curvature_operator,
+    has_batchnorm,
+)
 from hessdyn.solvers import DenseSpectrum, EigenResult, Which, dense_eigh, eigsh_topk, full_spectrum
 
 
@@ -32,7 +39,10 @@ class CheckpointInputs:
     start_bottom: torch.Tensor | None = None
     previous_theta: torch.Tensor | None = None  # flat parameters at the previous analyzed checkpoint
     previous_top: torch.Tensor | None = None  # eigenvectors at the previous analyzed checkpoint
-    train_batch_size: int | None = None  # examples per training step; None = full batch
+    # the previous checkpoint's extra eigenpair sets (name -> (k, P)), e.g. the noise group's, for warm starts
+    start_extra: dict[str, torch.Tensor] = field(default_factory=dict)
+    train_batch_size: int | None = None  # B of the run's training (min(batch_size, N); N for full batch)
+    train_size: int | None = None  # N, the run's training-split size
 
 
 @dataclass
@@ -43,6 +53,9 @@ class CheckpointResult:
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # step table -> its rows
     hvps: int = 0
     wall_s: float = 0.0
+    extra: dict[str, EigenResult] = field(
+        default_factory=dict
+    )  # a group's eigenpair sets, saved with the top
 
 
 def hessian_mode(settings: s.AnalysisConfig, optimizer_cfg: s.OptimizerConfig) -> HessianMode:
@@ -127,6 +140,8 @@ class Checkpoint:
     theta: torch.Tensor | None = None  # (P,) float64 parameters
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, EigenResult] = field(default_factory=dict)  # eigenpair sets saved beside the top ones
+    _risk: EmpiricalRisk | None = None
 
     @property
     def settings(self) -> s.AnalysisConfig:
@@ -143,6 +158,20 @@ class Checkpoint:
         """Products spent on this checkpoint, over both operators."""
         return self.op.num_hvps + (self.trained_op.num_hvps if self.trained_op is not None else 0)
 
+    def risk(self) -> EmpiricalRisk:
+        """The objective the operator differentiates (Hessian set, batching, mode, dtype), built once."""
+        if self._risk is None:
+            inp = self.inputs
+            self._risk = EmpiricalRisk(
+                inp.model,
+                inp.hessian_set.x,
+                inp.hessian_set.y,
+                batch_size=self.settings.batch_size,
+                mode=self.mode,
+                dtype=inp.dtype,
+            )
+        return self._risk
+
     def top_pairs(self) -> EigenResult:
         """The top eigenpairs (the ``spectrum`` group, always first, computes them)."""
         if self.top is None:
@@ -152,15 +181,24 @@ class Checkpoint:
     def table_rows(self, name: str) -> list[dict[str, Any]]:
         return self.rows.setdefault(name, [])
 
-    def solve(self, k: int, which: Which, start: torch.Tensor | None, seed: int) -> EigenResult:
-        """Top or bottom ``k`` eigenpairs: from the dense spectrum on the dense path, else by the configured
-        solver (warm-started from ``start`` when it has the right shape)."""
+    def solve(
+        self,
+        k: int,
+        which: Which,
+        start: torch.Tensor | None,
+        seed: int,
+        op: CurvatureOperator | None = None,
+    ) -> EigenResult:
+        """Top or bottom ``k`` eigenpairs of the curvature operator (or of ``op``, e.g. a gradient-noise
+        operator, with the same solver settings): from the dense spectrum on the dense path, else by the
+        configured solver (warm-started from ``start`` when it has the right shape)."""
         cfg = self.settings
-        if self.full is not None:  # one P×P diagonalization serves the top, the bottom and the traces
+        if self.full is not None and op is None:  # one P×P diagonalization serves top, bottom and traces
             return dense_eigh(self.op, k, which=which, tol=cfg.tol, spectrum=self.full)
-        v0 = start if (cfg.warm_start and start is not None and start.shape == (k, self.op.size)) else None
+        target = self.op if op is None else op
+        v0 = start if (cfg.warm_start and start is not None and start.shape == (k, target.size)) else None
         return eigsh_topk(
-            self.op,
+            target,
             k,
             which=which,
             tol=cfg.tol,

@@ -17,6 +17,7 @@ import torch
 from hessdyn.analysis import per_checkpoint as measure
 from hessdyn.analysis.checkpoint import Checkpoint, CheckpointInputs, CheckpointResult, open_checkpoint
 from hessdyn.analysis.loading import RunContext
+from hessdyn.analysis.noise import measure_noise
 from hessdyn.analysis.nulls import compute_nulls
 from hessdyn.analysis.reparam_panel import reparam_rows
 from hessdyn.analysis.tables import write_trajectory_tables
@@ -69,6 +70,7 @@ METRIC_GROUPS: tuple[MetricGroupSteps, ...] = (
     MetricGroupSteps(G.alignment, measure.measure_alignment),
     MetricGroupSteps(G.optimizer, measure.measure_optimizer),
     MetricGroupSteps(G.density, measure.measure_density),
+    MetricGroupSteps(G.noise, measure_noise),
     MetricGroupSteps(G.reparam, after_run=_reparam),
     # no products and cheap: written for every analysis (the group name is accepted and changes nothing)
     MetricGroupSteps(G.trajectory, after_run=_trajectory, always=True),
@@ -90,7 +92,9 @@ def analyze_checkpoint(inp: CheckpointInputs) -> CheckpointResult:
     c.summary["hvps"] = c.num_hvps
     c.summary["wall_s"] = time.perf_counter() - t0
     c.rows["summary"] = [c.summary]
-    return CheckpointResult(inp.step, c.top_pairs(), c.bottom, c.rows, c.num_hvps, c.summary["wall_s"])
+    return CheckpointResult(
+        inp.step, c.top_pairs(), c.bottom, c.rows, c.num_hvps, c.summary["wall_s"], extra=c.extra
+    )
 
 
 def after_run(run: RunWork) -> None:

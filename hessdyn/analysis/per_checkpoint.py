@@ -14,7 +14,6 @@ from torch import nn
 from hessdyn.analysis.checkpoint import Checkpoint
 from hessdyn.config import schema as s
 from hessdyn.curvature import DiagonalConjugate
-from hessdyn.curvature.risk import EmpiricalRisk
 from hessdyn.solvers import EigenResult, Method, eigsh_topk, hutch_plus_plus, spectral_density
 from hessdyn.trajectory import (
     adam_preconditioner,
@@ -74,14 +73,7 @@ def measure_spectrum(c: Checkpoint) -> None:
         n_converged=int(top.converged.sum()),
         all_converged=bool(top.all_converged),
     )
-    risk = EmpiricalRisk(
-        inp.model,
-        inp.hessian_set.x,
-        inp.hessian_set.y,
-        batch_size=cfg.batch_size,
-        mode=c.mode,
-        dtype=inp.dtype,
-    )
+    risk = c.risk()
     lg = risk.loss_and_gradient()
     c.gradient, c.theta = lg.gradient, risk.flat_params().to(torch.float64)
     lr = float(inp.checkpoint.get("lr", inp.optimizer_cfg.lr))

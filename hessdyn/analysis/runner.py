@@ -21,7 +21,13 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from hessdyn.analysis.checkpoint import CheckpointInputs, flat_parameters, hessian_mode, trained_hessian
+from hessdyn.analysis.checkpoint import (
+    CheckpointInputs,
+    CheckpointResult,
+    flat_parameters,
+    hessian_mode,
+    trained_hessian,
+)
 from hessdyn.analysis.groups import RunWork, after_run, analyze_checkpoint
 from hessdyn.analysis.loading import RunContext, open_run
 from hessdyn.analysis.settings import (
@@ -36,7 +42,7 @@ from hessdyn.config import schema as s
 from hessdyn.config.errors import HessdynError
 from hessdyn.curvature import NonFiniteCurvature
 from hessdyn.runtime import resolve_device, resolve_dtype
-from hessdyn.store import ANALYSIS_FORMAT, AnalysisDir, RunDir
+from hessdyn.store import ANALYSIS_FORMAT, EXTRA_SETS_KEY, AnalysisDir, RunDir, pair_keys
 from hessdyn.store.analysis_dir import COMPLETE
 from hessdyn.training.run_record import versions
 
@@ -265,11 +271,11 @@ def _stability_mode(ctx: RunContext, settings: s.AnalysisConfig) -> dict[str, An
 
 def _warm_start(
     ctx: RunContext, adir: AnalysisDir, step: int, prev: int | None, names: tuple[str, ...]
-) -> dict[str, torch.Tensor | None]:
-    """The previous analyzed checkpoint's vectors (warm start, update alignment) and parameters."""
-    out: dict[str, torch.Tensor | None] = dict.fromkeys(
-        ("start_top", "start_bottom", "previous_theta", "previous_top")
-    )
+) -> dict[str, Any]:
+    """The previous analyzed checkpoint's vectors (warm start, update alignment; the groups' extra eigenpair
+    sets as ``start_extra``) and parameters."""
+    out: dict[str, Any] = dict.fromkeys(("start_top", "start_bottom", "previous_theta", "previous_top"))
+    out["start_extra"] = {}
     if prev is None:
         return out
     if not adir.is_done(prev):
@@ -278,9 +284,32 @@ def _warm_start(
     out["previous_top"] = out["start_top"] = saved["eigenvectors"].to(device=ctx.device, dtype=torch.float64)
     if saved.get("bottom_eigenvectors") is not None and saved["bottom_eigenvectors"].numel():
         out["start_bottom"] = saved["bottom_eigenvectors"].to(device=ctx.device, dtype=torch.float64)
+    for name in saved.get(EXTRA_SETS_KEY, []):
+        out["start_extra"][name] = saved[pair_keys(name)[1]].to(device=ctx.device, dtype=torch.float64)
     prev_model, _ = ctx.load(prev)
     out["previous_theta"] = flat_parameters(prev_model, names)
     return out
+
+
+def _vector_payload(step: int, result: CheckpointResult, names: tuple[str, ...]) -> dict[str, Any]:
+    """A checkpoint's eigenvector file: top (and bottom) pairs, and every group's extra eigenpair sets."""
+    bottom = result.bottom
+    payload: dict[str, Any] = {
+        "step": step,
+        "eigenvalues": result.top.eigenvalues.cpu(),
+        "eigenvectors": result.top.eigenvectors.to(torch.float32).cpu(),
+        "bottom_eigenvalues": bottom.eigenvalues.cpu() if bottom is not None else torch.empty(0),
+        "bottom_eigenvectors": bottom.eigenvectors.to(torch.float32).cpu()
+        if bottom is not None
+        else torch.empty(0),
+        "param_names": list(names),
+        EXTRA_SETS_KEY: list(result.extra),
+    }
+    for name, pairs in result.extra.items():
+        values_key, vectors_key = pair_keys(name)
+        payload[values_key] = pairs.eigenvalues.cpu()
+        payload[vectors_key] = pairs.eigenvectors.to(torch.float32).cpu()
+    return payload
 
 
 def _analyze_one(
@@ -304,23 +333,11 @@ def _analyze_one(
         optimizer_cfg=ctx.config.optimizer,
         dtype=dtype,
         train_batch_size=ctx.train_batch_size,
+        train_size=len(ctx.data.train),
         **_warm_start(ctx, adir, step, prev, names),
     )
     result = analyze_checkpoint(inputs)
-    bottom = result.bottom
-    adir.save_vectors(
-        step,
-        {
-            "step": step,
-            "eigenvalues": result.top.eigenvalues.cpu(),
-            "eigenvectors": result.top.eigenvectors.to(torch.float32).cpu(),
-            "bottom_eigenvalues": bottom.eigenvalues.cpu() if bottom is not None else torch.empty(0),
-            "bottom_eigenvectors": bottom.eigenvectors.to(torch.float32).cpu()
-            if bottom is not None
-            else torch.empty(0),
-            "param_names": list(names),
-        },
-    )
+    adir.save_vectors(step, _vector_payload(step, result, names))
     adir.write_step_record(step, result.rows)
     summary = result.rows["summary"][0]
     return {

@@ -12,6 +12,22 @@ from hessdyn.store import RunDir
 
 # Settings that change where or how fast results are computed, not the results themselves.
 NON_RESULT_SETTINGS = ("name", "device")
+# Settings that only a metric group reads: they enter the fingerprint only while that group is on, so adding
+# a group (and its settings) leaves the fingerprint of every analysis without it unchanged.
+GROUP_SETTINGS: dict[str, tuple[str, ...]] = {
+    "noise": ("noise_top_k", "noise_diagonal", "noise_exact_params", "noise_probes"),
+}
+
+
+def _result_settings(plain: dict[str, Any]) -> dict[str, Any]:
+    """The settings that decide the results: without NON_RESULT_SETTINGS and the settings of groups that are off."""
+    out = {k: v for k, v in plain.items() if k not in NON_RESULT_SETTINGS}
+    metrics = {getattr(m, "value", m) for m in out.get("metrics", [])}
+    for group, keys in GROUP_SETTINGS.items():
+        if group not in metrics:
+            for key in keys:
+                out.pop(key, None)
+    return out
 
 
 def settings_dict(cfg: s.AnalysisConfig) -> dict[str, Any]:
@@ -19,15 +35,14 @@ def settings_dict(cfg: s.AnalysisConfig) -> dict[str, Any]:
 
 
 def settings_fingerprint(cfg: s.AnalysisConfig | dict[str, Any]) -> str:
-    plain = settings_dict(cfg) if not isinstance(cfg, dict) else dict(cfg)
-    for key in NON_RESULT_SETTINGS:
-        plain.pop(key, None)
+    plain = _result_settings(settings_dict(cfg) if not isinstance(cfg, dict) else dict(cfg))
     blob = json.dumps(plain, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def changed_settings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    keys = sorted((set(old) | set(new)) - set(NON_RESULT_SETTINGS))
+    old, new = _result_settings(old), _result_settings(new)
+    keys = sorted(set(old) | set(new))
     return [f"analysis.{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
 
 

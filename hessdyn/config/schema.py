@@ -420,6 +420,13 @@ class MetricGroup(str, Enum):
     alignment = "alignment"  # gradient / update alignment with the top eigenspace
     optimizer = "optimizer"  # eta*lambda_max, Adam's preconditioned Hessian
     reparam = "reparam"  # Dinh et al. alpha-rescaling (ReLU MLPs only)
+    noise = "noise"  # per-example gradient covariance C and second moment M against the Hessian
+
+
+class NoiseDiagonal(str, Enum):
+    auto = "auto"  # exact when the model has at most analysis.noise_exact_params parameters, else bekas
+    exact = "exact"  # diag(H) from P products (unit vectors), diag(C) from per-example gradients
+    bekas = "bekas"  # diag(H) by Bekas et al.'s stochastic estimator, with standard errors
 
 
 @dataclass
@@ -462,6 +469,11 @@ class AnalysisConfig:
     null_init_seeds: int = 3  # architecture-induced null: top eigenvectors at random init
     reparam_alphas: list[float] = field(default_factory=lambda: [0.1, 0.3, 1.0, 3.0, 10.0])
     eps_sharpness: float = 1e-3
+    # noise group (off by default: see docs/measurements.md for its cost)
+    noise_top_k: int | None = None  # top eigenpairs of C and M (<= top_k); null = top_k
+    noise_diagonal: NoiseDiagonal = NoiseDiagonal.auto  # how diag(H) for the power-law fit is computed
+    noise_exact_params: int = 4096  # noise_diagonal=auto: exact up to this many parameters (P products)
+    noise_probes: int = 100  # Rademacher probes of the Bekas estimate of diag(H)
     seed: int = 0
     device: Device = Device.auto
     dtype: DType = DType.float64
@@ -482,6 +494,24 @@ class AnalysisConfig:
         _positive(self.null_random_vectors, "analysis.null_random_vectors", strict=False)
         _positive(self.null_init_seeds, "analysis.null_init_seeds", strict=False)
         _positive(self.eps_sharpness, "analysis.eps_sharpness")
+        _positive(self.noise_top_k, "analysis.noise_top_k", allow_none=True)
+        if self.noise_top_k is not None and self.noise_top_k > self.top_k:
+            raise ConfigValueError(
+                "analysis.noise_top_k",
+                f"must be <= analysis.top_k={self.top_k} (it is compared with the top-k of H), got {self.noise_top_k}",
+            )
+        _positive(self.noise_exact_params, "analysis.noise_exact_params", strict=False)
+        if self.noise_probes < 2:
+            raise ConfigValueError(
+                "analysis.noise_probes", f"must be >= 2 (for a standard error), got {self.noise_probes}"
+            )
+        if MetricGroup.noise in self.metrics and self.batchnorm == BatchNormMode.train:
+            raise ConfigValueError(
+                "analysis.batchnorm",
+                "the noise metric group needs per-example gradients, which batch statistics do not have "
+                "(each example's loss depends on its batch); set analysis.batchnorm=eval or drop noise "
+                "from analysis.metrics",
+            )
         if any(a <= 0 for a in self.reparam_alphas):
             raise ConfigValueError(
                 "analysis.reparam_alphas", f"must all be > 0, got {list(self.reparam_alphas)}"

@@ -10,9 +10,11 @@ from hessdyn.store import registry as _registry  # noqa: F401  (registers every 
 from hessdyn.store.analysis_dir import (
     ANALYSIS_FORMAT,
     DEFAULT_NAME,
+    EXTRA_SETS_KEY,
     AnalysisDir,
     analysis_folder_name,
     is_analysis_folder_name,
+    pair_keys,
 )
 from hessdyn.store.csv import table_frame, write_table
 from hessdyn.store.locks import LOCK_NAME, exclusive_dir
@@ -50,6 +52,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "DEFAULT_NAME",
     "DISPLACEMENT",
+    "EXTRA_SETS_KEY",
     "FRACTION",
     "IN_MEANS",
     "LOCK_NAME",
@@ -72,6 +75,7 @@ __all__ = [
     "load_checkpoint",
     "metric",
     "metrics",
+    "pair_keys",
     "register_metrics",
     "register_table",
     "sweep_analyze_dir",

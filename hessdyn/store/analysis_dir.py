@@ -39,6 +39,15 @@ def is_analysis_folder_name(folder: str) -> bool:
     return folder == FOLDER_PREFIX or folder.startswith(f"{FOLDER_PREFIX}-")
 
 
+EXTRA_SETS_KEY = "extra_sets"  # eigenvector-file key: names of the extra eigenpair sets it holds
+
+
+def pair_keys(name: str) -> tuple[str, str]:
+    """Keys of the extra eigenpair set ``name`` (a metric group's, e.g. ``noise_covariance``) in a checkpoint's
+    eigenvector file: ``<name>_eigenvalues`` (k,) float64 and ``<name>_eigenvectors`` (k, P) float32."""
+    return f"{name}_eigenvalues", f"{name}_eigenvectors"
+
+
 def step_file_name(step: int, suffix: str) -> str:
     return f"step_{step:08d}.{suffix}"
 
@@ -111,7 +120,9 @@ class AnalysisDir:
         atomic_torch_save(self.eigvecs_path(step), dict(payload))
 
     def load_vectors(self, step: int) -> dict[str, Any]:
-        """``{"step", "eigenvalues", "eigenvectors" (k, P) float32, "bottom_*", "param_names"}``."""
+        """``{"step", "eigenvalues", "eigenvectors" (k, P) float32, "bottom_*", "param_names"}``, plus the
+        extra eigenpair sets of the metric groups that saved one (names under ``extra_sets``, keys from
+        :func:`pair_keys`)."""
         loaded: dict[str, Any] = safe_torch_load(self.eigvecs_path(step))
         return loaded
 

@@ -39,6 +39,7 @@ IPR_NORMALIZED = Column(
     "ipr_normalized", "1", "P·IPR/3: about 1 for a random unit vector, larger when localized", domain=POSITIVE
 )
 CONVERGED = Column("converged", "", "the eigenpair reached the tolerance (tol·|λ1|)", "bool")
+THETA_H_THETA = Column("theta_h_theta", "L", "θᵀHθ (α-invariant)", domain=POSITIVE)
 STEP_A = Column("step_a", "steps", "earlier checkpoint of the pair", "int")
 STEP_B = Column("step_b", "steps", "later checkpoint of the pair", "int")
 
@@ -242,6 +243,158 @@ DENSITY = register_table(
     )
 )
 
+NOISE_MATRIX = Column(
+    "matrix", "", "covariance: C = Σ_n w_n (g_n − ḡ)(g_n − ḡ)ᵀ; second_moment: M = Σ_n w_n g_n g_nᵀ", "text"
+)
+NOISE_SPECTRUM = register_table(
+    Table(
+        "noise_spectrum",
+        "analysis",
+        "top-k eigenpairs of the per-example gradient covariance C and second moment M over the Hessian set "
+        "(g_n the gradient of example n's loss, w_n = 1/N); one example's noise, not a minibatch's",
+        (
+            STEP,
+            NOISE_MATRIX,
+            RANK,
+            Column("eigenvalue", "L²/θ²", "eigenvalue of C or M", domain=POSITIVE),
+            Column("residual", "L²/θ²", "||Av − λv|| for A = C or M"),
+            Column("rel_residual", "1", "residual / |λ1| of the same matrix"),
+            CONVERGED,
+        ),
+        group="noise",
+        per="step",
+    )
+)
+
+NOISE = register_table(
+    Table(
+        "noise",
+        "analysis",
+        "gradient noise against curvature, one row per checkpoint; H is the analysis' curvature matrix "
+        "(analysis.curvature), C and M as in noise_spectrum.csv",
+        (
+            STEP,
+            Column("trace_covariance", "L²/θ²", "tr(C) = Σ_n w_n ||g_n − ḡ||² (exact)", domain=POSITIVE),
+            Column("trace_second_moment", "L²/θ²", "tr(M) = tr(C) + ||ḡ||² (exact)", domain=POSITIVE),
+            Column(
+                "trace_hessian",
+                "L/θ²",
+                "tr(H) from the same diag(H) as the power-law fit (diagonal: exact, or Bekas = Hutchinson)",
+                domain=POSITIVE,
+            ),
+            Column("trace_hessian_se", "L/θ²", "its standard error (0 when exact)", domain=NON_NEGATIVE),
+            Column("diagonal", "", "how diag(H) was computed: exact (P products) | bekas (probes)", "text"),
+            Column(
+                "covariance_over_hessian",
+                "L",
+                "tr(C) / tr(H): per-example gradient variance per unit of curvature",
+                domain=POSITIVE,
+            ),
+            Column("top_k", "eigenpairs", "k: eigenpairs of H, C and M compared below", "int"),
+            Column(
+                "overlap_covariance_hessian",
+                "1",
+                "||P_C P_H||²_F / k of the top-k spaces of C and H",
+                domain=FRACTION,
+            ),
+            Column(
+                "overlap_moment_hessian", "1", "the same for the top-k spaces of M and H", domain=FRACTION
+            ),
+            Column(
+                "random_overlap", "1", "k/P: the overlap of two random k-dimensional spaces", domain=FRACTION
+            ),
+            Column(
+                "commutation",
+                "1",
+                "||[C, H]||_F / (||C||_F ||H||_F) of C and H restricted to their joint top subspace "
+                "(0: they commute there; at most √2)",
+                domain=NON_NEGATIVE,
+            ),
+            Column("commutation_dim", "dimensions", "dimension r ≤ 2k of that joint subspace", "int"),
+            Column(
+                "noise_fraction_top_k",
+                "fraction",
+                "tr(Π_k C)/tr(C): share of the gradient noise in H's top-k space; the same for one example's "
+                "noise C and a minibatch's (a multiple of C)",
+                domain=FRACTION,
+            ),
+            Column(
+                "train_batch_size",
+                "examples",
+                "B, the run's training batch size (the training split's size N for full batch)",
+                "int",
+            ),
+            Column("train_size", "examples", "N, the run's training-split size", "int"),
+            Column(
+                "minibatch_noise_trace",
+                "L²/θ²",
+                "tr(C)·(N − B)/(B(N − 1)): trace of the covariance of a minibatch gradient drawn without "
+                "replacement (0 for full batch), with C estimated on the Hessian set",
+                domain=NON_NEGATIVE,
+            ),
+            Column(
+                "minibatch_noise_top_k",
+                "L²/θ²",
+                "the part of minibatch_noise_trace in H's top-k space",
+                domain=NON_NEGATIVE,
+            ),
+            THETA_H_THETA,
+            Column(
+                "theta2_h_diagonal",
+                "L",
+                "Σ_i θ_i² H_ii: invariant under every positive diagonal rescaling of θ (not verified to be "
+                "Li et al. 2019's measure, see docs/design.md)",
+            ),
+            Column(
+                "theta2_h_diagonal_se",
+                "L",
+                "its standard error (0 when diag(H) is exact)",
+                domain=NON_NEGATIVE,
+            ),
+            Column("converged_covariance", "eigenpairs", "converged top eigenpairs of C", "int"),
+            Column("converged_moment", "eigenpairs", "converged top eigenpairs of M", "int"),
+            Column(
+                "moment_products", "products", "products of C and M spent (eigensolves, compression)", "int"
+            ),
+            Column("wall_s", "s", "wall-clock seconds of the noise group at this checkpoint"),
+        ),
+        group="noise",
+        per="step",
+    )
+)
+
+NOISE_GAMMA = register_table(
+    Table(
+        "noise_gamma",
+        "analysis",
+        "the diagonal power law C_ii ∝ H_ii^γ (Zhang, Yang & Tu, arXiv 2602.05600) fitted by least squares "
+        "on (ln H_ii, ln C_ii), over all parameters (param = all) and per parameter tensor",
+        (
+            STEP,
+            Column("param", "", "all, or a parameter tensor name (model.named_parameters())", "text"),
+            Column("gamma", "1", "fitted exponent γ"),
+            Column(
+                "gamma_se", "1", "its standard error (entries treated as independent)", domain=NON_NEGATIVE
+            ),
+            Column("gamma_low", "1", "lower end of the 95% t-interval of γ"),
+            Column("gamma_high", "1", "upper end of the 95% t-interval of γ"),
+            Column("r_squared", "1", "R² of the fit in log space", domain=FRACTION),
+            Column("used", "entries", "entries in the fit (H_ii > 0, C_ii > 0, significant)", "int"),
+            Column("entries", "entries", "entries of the tensor (P for all)", "int"),
+            Column("nonpositive_curvature", "entries", "entries left out with H_ii ≤ 0", "int"),
+            Column("nonpositive_noise", "entries", "entries left out with C_ii ≤ 0 (e.g. dead units)", "int"),
+            Column(
+                "insignificant",
+                "entries",
+                "entries left out as within 2 standard errors of 0 (Bekas diagonal only)",
+                "int",
+            ),
+        ),
+        group="noise",
+        per="step",
+    )
+)
+
 # -------------------------------------------------------------------------------- analysis, per run
 TRAJECTORY = register_table(
     Table(
@@ -315,7 +468,7 @@ REPARAM = register_table(
             LAMBDA_MAX,
             TRACE,
             Column("eps_sharpness", "%", "Keskar et al. ε-sharpness", domain=NON_NEGATIVE),
-            Column("theta_h_theta", "L", "θᵀHθ (α-invariant)", domain=POSITIVE),
+            THETA_H_THETA,
             Column("scaled_lambda_max", "L", "λmax of diag|θ| H diag|θ| (α-invariant)", domain=POSITIVE),
         ),
         group="reparam",

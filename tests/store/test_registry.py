@@ -39,6 +39,9 @@ def test_every_table_belongs_to_a_real_metric_group_and_folder():
         "summary",
         "top_params",
         "density",
+        "noise",
+        "noise_spectrum",
+        "noise_gamma",
     }
 
 
