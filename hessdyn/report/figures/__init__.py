@@ -17,6 +17,12 @@ from hessdyn.report.figures.curvature import (
     ws_bound_figure,
 )
 from hessdyn.report.figures.localization import ipr_figure, layer_mass_figure
+from hessdyn.report.figures.noise import (
+    noise_gamma_figure,
+    noise_generalization_figure,
+    noise_overlap_figure,
+    noise_trace_ratio_figure,
+)
 from hessdyn.report.figures.reparam import reparam_figure
 from hessdyn.report.figures.training import accuracy_figure, loss_figure
 from hessdyn.report.figures.trajectory import (
@@ -108,5 +114,29 @@ FIGURES: tuple[FigureSpec, ...] = (
         "Sharpness under reparametrization",
         reparam_figure,
         "reparam.csv (reparam metric group, ReLU MLPs only)",
+    ),
+    FigureSpec(
+        "noise_overlap",
+        "Top-subspace overlap of gradient noise and curvature",
+        noise_overlap_figure,
+        "noise.csv (noise metric group, off by default)",
+    ),
+    FigureSpec(
+        "noise_gamma",
+        "Diagonal power law of noise against curvature",
+        noise_gamma_figure,
+        "noise_gamma.csv (noise metric group, off by default)",
+    ),
+    FigureSpec(
+        "noise_trace_ratio",
+        "Gradient noise per unit of curvature",
+        noise_trace_ratio_figure,
+        "noise.csv (noise metric group, off by default)",
+    ),
+    FigureSpec(
+        "noise_generalization",
+        "Generalization gap against curvature measures",
+        noise_generalization_figure,
+        "noise.csv and summary.csv at the last checkpoint, final evaluations (noise metric group)",
     ),
 )
