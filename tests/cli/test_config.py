@@ -69,7 +69,7 @@ def test_multirun_expands_every_job() -> None:
         ("seed==1", r"cannot parse override"),
         (  # an optional group: Hydra itself would silently run the defaults
             "experiment=quickstrat",
-            r"unknown experiment 'quickstrat' \(choose from: lr_sweep, optimizer_dynamics, quickstart, ",
+            r"unknown experiment 'quickstrat' \(choose from: lr_sweep, noise_curvature, optimizer_dynamics, quickstart, ",
         ),
     ],
 )
@@ -125,3 +125,10 @@ def test_cfg_job_prints_composed_config(run_cli) -> None:
     proc = run_cli("train", "optimizer=adam", "optimizer.lr=0.003", "--cfg", "job")
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"^optimizer:\n  name: adam\n  lr: 0.003", proc.stdout, flags=re.M)
+
+
+def test_the_noise_curvature_sweep_expands_to_every_combination() -> None:
+    """2 datasets x 4 batch sizes x 3 random-label fractions (x 2 optimizers x 2 seeds, narrowed here to keep
+    the test short), each job composed and validated."""
+    narrowed = ["experiment=noise_curvature", "optimizer=sgd", "seed=0"]
+    assert preflight("train", narrowed, multirun=True, check=None) == 24
