@@ -77,6 +77,14 @@ def open_run(
             f"{run_dir} was trained on {expected} examples but the dataset now has {len(data.train)}; "
             "point data_root=... at the data the run used"
         )
+    labels = record.get("dataset", {}).get(
+        "train_labels_sha1"
+    )  # absent in runs written before it was recorded
+    if labels is not None and labels != data.info.get("train_labels_sha1"):
+        raise HessdynError(
+            f"{run_dir} was trained on other training labels than the dataset gives now (digest {labels} != "
+            f"{data.info.get('train_labels_sha1')}); point data_root=... at the data the run used"
+        )
     hessian_set = select_hessian_set(
         data.train.x, data.train.y, settings.hessian_set, seed=settings.hessian_set_seed
     )

@@ -36,6 +36,12 @@ NON_RESULT_KEYS: tuple[str, ...] = (
     "dataset.root",
     "dataset.download",
 )
+# Keys added after runs were written, dropped from the hash at the value that means "as before the key
+# existed", so those runs keep their hash (they resume and are skipped as finished) while any other value
+# makes another run.
+NEUTRAL_VALUES: dict[str, object] = {
+    "dataset.random_label_fraction": 0.0,
+}
 
 
 # Keys that never name a run folder: the non-result keys, and the experiment (it names the sweep folder
@@ -145,6 +151,13 @@ def hashable_config(
             node = node.get(p, {}) if isinstance(node, dict) else {}
         if isinstance(node, dict):
             node.pop(leaf, None)
+    for key, neutral in NEUTRAL_VALUES.items():
+        *parents, leaf = key.split(".")
+        node = plain
+        for p in parents:
+            node = node.get(p, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict) and leaf in node and node[leaf] == neutral:
+            del node[leaf]
     return plain
 
 

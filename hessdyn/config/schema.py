@@ -139,10 +139,13 @@ class DatasetConfig:
     n_test: int | None = None
     subset_seed: int = 0  # fixed across training seeds: seeds vary init and order, not data
     normalize: bool = True
+    # fraction of training labels redrawn uniformly at random (seeded by the data seed; test labels stay true)
+    random_label_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         _positive(self.n_train, "dataset.n_train", allow_none=True)
         _positive(self.n_test, "dataset.n_test", allow_none=True)
+        _fraction(self.random_label_fraction, "dataset.random_label_fraction")
 
 
 @dataclass
@@ -171,7 +174,9 @@ class SyntheticConfig(DatasetConfig):
     num_classes: int = 4
     separation: float = 2.0  # distance scale of mixture means relative to unit within-class noise
     teacher_width: int = 32
-    label_noise: float = 0.0  # fraction of training labels replaced by uniformly random labels
+    # the former name of random_label_fraction, read as it (runs written before the rename keep loading and
+    # keep their config hash); set random_label_fraction instead
+    label_noise: float = 0.0
     data_seed: int = 0
 
     def __post_init__(self) -> None:
@@ -184,6 +189,12 @@ class SyntheticConfig(DatasetConfig):
         _positive(self.teacher_width, "dataset.teacher_width")
         _positive(self.separation, "dataset.separation", strict=False)
         _fraction(self.label_noise, "dataset.label_noise")
+        if self.label_noise != 0.0 and self.random_label_fraction not in (0.0, self.label_noise):
+            raise ConfigValueError(
+                "dataset.label_noise",
+                "is the former name of dataset.random_label_fraction and both are set; "
+                "keep only dataset.random_label_fraction",
+            )
 
 
 @dataclass

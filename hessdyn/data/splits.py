@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from hessdyn.config.errors import HessdynError
+from hessdyn.data.labels import LabelSource, apply_random_labels, labels_digest
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,12 +148,15 @@ def finalize(
     scale: float = 1.0,
     augment_factory: Callable[[Normalization | None], Augment] | None = None,
     subset: bool = True,
+    labels: LabelSource | None = None,
 ) -> DatasetSplits:
-    """Shared tail of every loader: subset, move, scale, normalize.
+    """Shared tail of every loader: subset, random labels, move, scale, normalize.
 
     ``train``/``test`` are CPU tensors ``(x, y)``: ``x`` raw inputs (e.g. uint8 pixels), ``y`` labels.
     Subsets of ``cfg.n_train``/``cfg.n_test`` examples (stratified, seeded by ``cfg.subset_seed``) are
-    taken first when ``subset``; then ``x`` is copied to ``device`` as ``dtype`` and divided by
+    taken first when ``subset``; then ``cfg.random_label_fraction`` of the training labels are redrawn
+    (:mod:`hessdyn.data.labels`; draws from ``labels``, default a stream of ``cfg.subset_seed``), the
+    test labels never; then ``x`` is copied to ``device`` as ``dtype`` and divided by
     ``scale`` (255 for 8-bit pixels); with ``cfg.normalize`` both splits are normalized with the mean/std
     of the (subset) training split. The raw inputs are never modified.
     """
@@ -164,6 +168,11 @@ def finalize(
         x_te, y_te, extra_te = take_subset(x_te, y_te, cfg.n_test, cfg.subset_seed, name, "test")
         info.update(extra_tr, **extra_te, subset_seed=int(cfg.subset_seed))
     info["train_size"], info["test_size"] = len(y_tr), len(y_te)
+    source = labels if labels is not None else LabelSource.from_seed("subset_seed", cfg.subset_seed)
+    # synthetic data's former key label_noise is read as random_label_fraction (they may not differ)
+    fraction = float(getattr(cfg, "random_label_fraction", 0.0) or getattr(cfg, "label_noise", 0.0) or 0.0)
+    y_tr, info["random_labels"] = apply_random_labels(y_tr.to(torch.int64), fraction, num_classes, source)
+    info["train_labels_sha1"] = labels_digest(y_tr)
     x_tr = x_tr.to(device=device, dtype=dtype, copy=True)
     x_te = x_te.to(device=device, dtype=dtype, copy=True)
     if scale != 1.0:

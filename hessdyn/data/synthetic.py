@@ -13,11 +13,10 @@ not change the test set). Generated in float64 on the CPU, then cast and moved.
   tanh teacher of width ``teacher_width`` with ``W1 ~ N(0, 1/dim)``, ``W2 ~ N(0, 1/teacher_width)``,
   ``b1, b2 ~ N(0, 0.1^2)``. Classes need not be balanced; ``separation`` is not used.
 
-Label noise (random-label experiments): exactly ``round(label_noise * n_train)`` training examples,
-chosen uniformly without replacement, get a label drawn uniformly from all ``num_classes`` classes; a
-drawn label may equal the true one, so the expected number of *changed* labels is
-``round(label_noise * n_train) * (1 - 1/num_classes)``. Test labels are always clean. ``info`` records
-both counts. ``subset_seed`` is not used: ``n_train``/``n_test`` are the generated sizes.
+Random labels (``random_label_fraction``, formerly ``label_noise``) follow the one mechanism of every
+dataset (:mod:`hessdyn.data.labels`), drawn from this dataset's ``noise`` stream of ``data_seed`` (the
+stream ``label_noise`` always used, so runs written before the rename get the same labels). ``subset_seed``
+is not used: ``n_train``/``n_test`` are the generated sizes.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hessdyn.data.labels import LabelSource
 from hessdyn.data.splits import DatasetSplits, finalize
 
 _STREAMS = ("task", "train", "test", "noise")
@@ -71,18 +71,6 @@ def _teacher(
     return sample(int(cfg.n_train), gens["train"]), sample(int(cfg.n_test), gens["test"])
 
 
-def add_label_noise(
-    y: Tensor, fraction: float, num_classes: int, gen: torch.Generator
-) -> tuple[Tensor, Tensor]:
-    """A copy of ``y`` where ``round(fraction * len(y))`` random entries get uniformly random labels;
-    also returns the (sorted) indices that were redrawn."""
-    n_noisy = round(fraction * len(y))
-    idx = torch.randperm(len(y), generator=gen)[:n_noisy].sort().values
-    noisy = y.clone()
-    noisy[idx] = torch.randint(0, num_classes, (n_noisy,), generator=gen)
-    return noisy, idx
-
-
 def load_synthetic(cfg: Any, device: torch.device, dtype: torch.dtype) -> DatasetSplits:
     """Generate the dataset described by ``cfg`` (see module doc); input shape ``(dim,)``."""
     kind = cfg.kind.value if isinstance(cfg.kind, Enum) else str(cfg.kind)
@@ -90,17 +78,23 @@ def load_synthetic(cfg: Any, device: torch.device, dtype: torch.dtype) -> Datase
     make = {"gaussian_mixture": _mixture, "teacher": _teacher}.get(kind)
     if make is None:
         raise ValueError(f"unknown synthetic kind {kind!r}")
-    (x_tr, y_clean), (x_te, y_te) = make(cfg, gens)
-    y_tr, redrawn = add_label_noise(y_clean, float(cfg.label_noise), int(cfg.num_classes), gens["noise"])
+    (x_tr, y_tr), (x_te, y_te) = make(cfg, gens)
     info = {
         "source": f"generated ({kind})",
         "kind": kind,
         "data_seed": int(cfg.data_seed),
-        "label_noise": float(cfg.label_noise),
-        "labels_redrawn": len(redrawn),
-        "labels_changed": int((y_tr != y_clean).sum()),
         "test_class_counts": torch.bincount(y_te, minlength=int(cfg.num_classes)).tolist(),
     }
+    labels = LabelSource(gens["noise"], "data_seed", int(cfg.data_seed))
     return finalize(
-        "synthetic", (x_tr, y_tr), (x_te, y_te), int(cfg.num_classes), cfg, device, dtype, info, subset=False
+        "synthetic",
+        (x_tr, y_tr),
+        (x_te, y_te),
+        int(cfg.num_classes),
+        cfg,
+        device,
+        dtype,
+        info,
+        subset=False,
+        labels=labels,
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from hessdyn.config import schema as s
+from hessdyn.config.errors import ConfigValueError
 from hessdyn.data import load_dataset
 
 CPU = torch.device("cpu")
@@ -35,7 +37,7 @@ def test_deterministic_from_data_seed(kind) -> None:
 def test_global_rng_is_not_used(kind) -> None:
     torch.manual_seed(123)
     state = torch.get_rng_state()
-    _load(kind=kind, label_noise=0.3)
+    _load(kind=kind, random_label_fraction=0.3)
     assert torch.equal(torch.get_rng_state(), state)
 
 
@@ -74,15 +76,16 @@ def test_teacher_labels_are_learnable_and_use_several_classes() -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("fraction", [0.0, 0.2, 1.0])
-def test_label_noise_fraction(kind, fraction: float) -> None:
+def test_random_label_fraction(kind, fraction: float) -> None:
     n, c = 5000, 4
-    clean = _load(kind=kind, n_train=n, label_noise=0.0)
-    noisy = _load(kind=kind, n_train=n, label_noise=fraction)
+    clean = _load(kind=kind, n_train=n)
+    noisy = _load(kind=kind, n_train=n, random_label_fraction=fraction)
     assert torch.equal(clean.train.x, noisy.train.x)  # inputs unchanged
     assert torch.equal(clean.test.y, noisy.test.y)  # test labels always clean
     changed = int((clean.train.y != noisy.train.y).sum())
     redrawn = round(fraction * n)
-    assert noisy.info["labels_redrawn"] == redrawn and noisy.info["labels_changed"] == changed
+    info = noisy.info["random_labels"]
+    assert info["redrawn"] == redrawn and info["changed"] == changed and info["data_seed"] == 0
     expected = redrawn * (1 - 1 / c)
     sd = math.sqrt(redrawn * (1 / c) * (1 - 1 / c))
     assert abs(changed - expected) <= 4 * sd + 1e-9
@@ -95,3 +98,22 @@ def test_normalization_is_global_on_train() -> None:
     x = data.train.x.double()
     assert abs(x.mean().item()) < 1e-6 and abs(x.std(correction=0).item() - 1) < 1e-6
     assert data.info["normalization"]["per"] == "global" and len(data.info["normalization"]["mean"]) == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_former_label_noise_key_gives_the_same_labels(kind) -> None:
+    """Runs written with dataset.label_noise keep their labels: it is read as random_label_fraction."""
+    old = _load(kind=kind, label_noise=0.3)
+    new = _load(kind=kind, random_label_fraction=0.3)
+    assert torch.equal(old.train.y, new.train.y) and old.info["random_labels"]["redrawn"] == round(0.3 * 1024)
+    # the draw the label_noise code made before the rename: the data seed's fourth ("noise") stream
+    stream = int(np.random.SeedSequence(0).generate_state(4, dtype=np.uint64)[3]) >> 1
+    gen = torch.Generator().manual_seed(stream)
+    clean = _load(kind=kind).train.y
+    count = round(0.3 * len(clean))
+    idx = torch.randperm(len(clean), generator=gen)[:count].sort().values
+    expected = clean.clone()
+    expected[idx] = torch.randint(0, 4, (count,), generator=gen)
+    assert torch.equal(old.train.y, expected)
+    with pytest.raises(ConfigValueError, match="dataset.label_noise"):
+        _load(kind=kind, label_noise=0.3, random_label_fraction=0.2)
