@@ -483,7 +483,7 @@ class AnalysisConfig:
     # noise group (off by default: see docs/measurements.md for its cost)
     noise_top_k: int | None = None  # top eigenpairs of C and M (<= top_k); null = top_k
     noise_diagonal: NoiseDiagonal = NoiseDiagonal.auto  # how diag(H) for the power-law fit is computed
-    noise_exact_params: int = 4096  # noise_diagonal=auto: exact up to this many parameters (P products)
+    noise_exact_params: int = 1024  # noise_diagonal=auto: exact up to this many parameters (P products)
     noise_probes: int = 100  # Rademacher probes of the Bekas estimate of diag(H)
     seed: int = 0
     device: Device = Device.auto
