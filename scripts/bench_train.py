@@ -61,6 +61,7 @@ def hessdyn_config(epochs: float, device: str) -> s.TrainConfig:
         dataset=s.MNISTConfig(),
         optimizer=s.SGDConfig(lr=0.05),
         schedule=s.ConstantScheduleConfig(),
+        regularizer=s.NoRegularizerConfig(),
         trainer=s.TrainerConfig(
             max_steps=None, epochs=epochs, batch_size=128, eval_every=10**9, progress=False
         ),

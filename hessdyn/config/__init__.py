@@ -144,6 +144,7 @@ def hashable_config(
     else:
         plain = json.loads(json.dumps(cfg))
     plain.pop("hydra", None)
+    _drop_default_groups(plain)
     for key in exclude:
         node = plain
         *parents, leaf = key.split(".")
@@ -171,6 +172,17 @@ def _as_dict(container: Any) -> dict[str, Any]:
 def plain_dict(cfg: Any) -> dict[str, Any]:
     """A typed config (a schema dataclass) as plain, resolved JSON-ready data (enums as their names)."""
     return _as_dict(OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True))
+
+
+def _drop_default_groups(plain: dict[str, Any]) -> None:
+    """Leave out a group added after runs were first written while it holds its default option, so a run
+    trained before the group existed keeps its hash (and resumes)."""
+    from hessdyn.config.store import OPTIONAL_GROUPS
+
+    for group, default in OPTIONAL_GROUPS.items():
+        node = plain.get(group)
+        if isinstance(node, dict) and node.get("name") == default:
+            plain.pop(group)
 
 
 def config_hash(cfg: DictConfig | dict[str, Any]) -> str:

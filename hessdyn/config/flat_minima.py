@@ -14,14 +14,21 @@ from hessdyn.config.errors import ConfigValueError
 REGULARIZERS: tuple[str, ...] = ("none", "hsr")
 SMOOTH_ACTIVATIONS: tuple[str, ...] = ("sigmoid", "tanh", "softplus")
 SAM_BASES: tuple[str, ...] = ("sgd", "momentum", "adam")
+ASAM_ETA = 0.01  # Kwon et al.'s offset in T_w = |w| + η; the one default of the schema, the checks and SAM
+
+
+def check_hsr_beta(beta: float) -> None:
+    """``regularizer.beta`` of hsr: a finite number >= 0 (0 trains as ``none`` but still computes the bound)."""
+    if not (math.isfinite(beta) and beta >= 0):
+        raise ConfigValueError("regularizer.beta", f"must be a finite number >= 0, got {beta}")
 
 
 def check_regularizer(name: str, beta: float, model: str, activation: str | None) -> None:
     """``regularizer=<name>`` with ``regularizer.beta`` on ``model=<model>`` whose activation is ``activation``.
 
-    hsr needs beta >= 0 (0 trains exactly as ``none`` but still computes the bound), the three-layer net
-    (the only model with an exact Wolkowicz–Styan bound; see hessdyn.training.hsr for why no stochastic
-    variant is offered) and a smooth activation (the bound's gradient needs φ'').
+    hsr needs beta >= 0, the three-layer net (the only model with an exact Wolkowicz–Styan bound; see
+    hessdyn.training.hsr for why no stochastic variant is offered) and a smooth activation (the bound's
+    gradient needs φ'').
     """
     if name not in REGULARIZERS:
         raise ConfigValueError(
@@ -29,8 +36,7 @@ def check_regularizer(name: str, beta: float, model: str, activation: str | None
         )
     if name == "none":
         return
-    if not (math.isfinite(beta) and beta >= 0):
-        raise ConfigValueError("regularizer.beta", f"must be a finite number >= 0, got {beta}")
+    check_hsr_beta(beta)
     if model != "three_layer":
         raise ConfigValueError(
             "regularizer",
@@ -44,7 +50,7 @@ def check_regularizer(name: str, beta: float, model: str, activation: str | None
         )
 
 
-def check_sam(rho: float, base: str, eta: float = 0.0) -> None:
+def check_sam(rho: float, base: str, eta: float = ASAM_ETA) -> None:
     """``optimizer=sam`` with ``optimizer.rho`` > 0, ``optimizer.base`` in sgd|momentum|adam, ``optimizer.eta``
     (ASAM's offset in T_w = |w| + η) >= 0."""
     if not (math.isfinite(rho) and rho > 0):

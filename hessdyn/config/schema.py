@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import MISSING
 
 from hessdyn.config.errors import ConfigValueError
+from hessdyn.config.flat_minima import ASAM_ETA, check_hsr_beta, check_regularizer, check_sam
 
 
 class Activation(str, Enum):
@@ -301,6 +302,83 @@ class RMSpropConfig(OptimizerConfig):
         _positive(self.eps, "optimizer.eps")
 
 
+class SAMBase(str, Enum):
+    sgd = "sgd"
+    momentum = "momentum"
+    adam = "adam"
+
+
+@dataclass
+class SAMConfig(OptimizerConfig):
+    """SAM (Foret et al. 2021) or ASAM (Kwon et al. 2021, ``adaptive``) around ``base``; two passes per step.
+
+    ``lr`` and ``weight_decay`` are the base's; ``momentum``/``nesterov`` apply to base=momentum and
+    ``beta1``/``beta2``/``eps`` to base=adam (the others are ignored). ``rho``: the radius of the
+    perturbation (in θ units; for ASAM in units of |θ| + ``eta``). See hessdyn.training.sam.
+    """
+
+    name: str = "sam"
+    base: SAMBase = SAMBase.sgd
+    rho: float = 0.05
+    adaptive: bool = False
+    eta: float = ASAM_ETA
+    momentum: float = 0.9
+    nesterov: bool = False
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_sam(self.rho, self.base.value, self.eta)
+        self.base_config()  # the base's own value checks (momentum, betas, eps), under the same keys
+
+    def base_config(self) -> OptimizerConfig:
+        """The typed config of the base optimizer, with this config's lr, weight decay and base keys."""
+        common = {"lr": self.lr, "weight_decay": self.weight_decay}
+        if self.base == SAMBase.momentum:
+            return MomentumConfig(momentum=self.momentum, nesterov=self.nesterov, **common)
+        if self.base == SAMBase.adam:
+            return AdamConfig(beta1=self.beta1, beta2=self.beta2, eps=self.eps, **common)
+        return SGDConfig(**common)
+
+
+# ---------------------------------------------------------------------------------------- regularizers
+@dataclass
+class RegularizerConfig:
+    """A penalty added to the training loss (the analysis still measures the Hessian of the data loss)."""
+
+    name: str = MISSING
+    beta: float = 0.0  # weight of the penalty; 0 for none (kept so a report can group by regularizer.beta)
+
+
+@dataclass
+class NoRegularizerConfig(RegularizerConfig):
+    """The data loss alone."""
+
+    name: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.beta != 0.0:
+            raise ConfigValueError(
+                "regularizer.beta",
+                f"regularizer=none has no penalty to weigh (beta must stay 0), got {self.beta}; "
+                "use regularizer=hsr regularizer.beta=...",
+            )
+
+
+@dataclass
+class HSRConfig(RegularizerConfig):
+    """HSR (Omae et al. 2026): β·U_WS, the exact Wolkowicz–Styan bound of the minibatch Hessian
+    (model=three_layer with a smooth activation only; see hessdyn.training.hsr)."""
+
+    name: str = "hsr"
+    beta: float = 0.01
+
+    def __post_init__(self) -> None:
+        check_hsr_beta(self.beta)  # the model it needs is checked with the model (TrainConfig)
+
+
 # ------------------------------------------------------------------------------------------ schedules
 @dataclass
 class ScheduleConfig:
@@ -567,6 +645,7 @@ class TrainConfig:
     dataset: Any = MISSING
     optimizer: Any = MISSING
     schedule: Any = MISSING
+    regularizer: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
@@ -577,6 +656,13 @@ class TrainConfig:
     device: Device = Device.auto
     dtype: DType = DType.float32
     deterministic: bool = True  # torch.use_deterministic_algorithms (bit-identical CPU reruns)
+
+    def __post_init__(self) -> None:
+        # cross-group: a regularizer that exists for some models only (runs before anything is written)
+        reg, model = self.regularizer, self.model
+        if isinstance(reg, RegularizerConfig) and isinstance(model, ModelConfig):
+            activation = getattr(model, "activation", None)
+            check_regularizer(reg.name, reg.beta, model.name, getattr(activation, "value", activation))
 
 
 @dataclass

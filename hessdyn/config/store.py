@@ -26,13 +26,19 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
         "adam": s.AdamConfig,
         "adamw": s.AdamWConfig,
         "rmsprop": s.RMSpropConfig,
+        "sam": s.SAMConfig,
     },
     "schedule": {
         "constant": s.ConstantScheduleConfig,
         "cosine": s.CosineScheduleConfig,
         "step": s.StepScheduleConfig,
     },
+    "regularizer": {"none": s.NoRegularizerConfig, "hsr": s.HSRConfig},
 }
+
+# Groups added after runs were first written: a run config without them means the default option
+# (``none``), which behaves exactly as the code did before the group existed.
+OPTIONAL_GROUPS: dict[str, str] = {"regularizer": "none"}
 
 PRIMARY_SCHEMAS: dict[str, type] = {
     "train_schema": s.TrainConfig,

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from hessdyn.config import schema as s
-from hessdyn.config.flat_minima import SAM_BASES
+from hessdyn.config.flat_minima import ASAM_ETA, SAM_BASES
 from hessdyn.training.optimizers import build_optimizer
 
 STATE_FORMAT = "hessdyn-sam-v1"
@@ -50,7 +50,7 @@ class SAM(torch.optim.Optimizer):
     """
 
     def __init__(
-        self, base: torch.optim.Optimizer, rho: float, *, adaptive: bool = False, eta: float = 0.01
+        self, base: torch.optim.Optimizer, rho: float, *, adaptive: bool = False, eta: float = ASAM_ETA
     ) -> None:
         if not (math.isfinite(rho) and rho > 0):
             raise ValueError(f"rho must be a finite number > 0, got {rho}")
@@ -143,7 +143,7 @@ def build_sam(
     *,
     rho: float,
     adaptive: bool = False,
-    eta: float = 0.01,
+    eta: float = ASAM_ETA,
 ) -> SAM:
     """SAM around the sgd|momentum|adam optimizer that ``base_cfg`` describes (built as for a plain run)."""
     if base_cfg.name not in SAM_BASES:

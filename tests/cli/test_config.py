@@ -29,7 +29,8 @@ def test_group_options_on_disk_match_schemas(group: str) -> None:
     + [f"analysis={o}" for o in _options("analysis")],
 )
 def test_every_option_composes_and_validates(override: str) -> None:
-    assert preflight("train", [override], multirun=False, check=None) == 1
+    needs = {"regularizer=hsr": ["model=three_layer"]}  # options that exist for some models only
+    assert preflight("train", [override, *needs.get(override, [])], multirun=False, check=None) == 1
 
 
 @pytest.mark.parametrize("experiment", _options("experiment"))
@@ -47,7 +48,7 @@ def test_multirun_expands_every_job() -> None:
         ("model=resnet", r"unknown model 'resnet' \(choose from: mlp, three_layer, wide_resnet\)"),
         (
             "optimizer=adagrad",
-            r"unknown optimizer 'adagrad' \(choose from: adam, adamw, momentum, rmsprop, sgd\)",
+            r"unknown optimizer 'adagrad' \(choose from: adam, adamw, momentum, rmsprop, sam, sgd\)",
         ),
         (
             "model.activation=swish",
@@ -67,6 +68,24 @@ def test_multirun_expands_every_job() -> None:
         ("device=tpu", r"invalid value for 'device': 'tpu' \(choose from: auto, cpu, cuda\)"),
         ("model.widths=[64,0]", r"invalid value for 'model.widths'"),
         ("seed==1", r"cannot parse override"),
+        (
+            "optimizer=sam optimizer.base=rmsprop",
+            r"invalid value for 'optimizer.base': 'rmsprop' \(choose from: sgd, momentum, adam\)",
+        ),
+        (
+            "optimizer=sam optimizer.rho=0",
+            r"invalid value for 'optimizer.rho': must be a finite number > 0, got 0.0",
+        ),
+        (
+            "model=three_layer regularizer=hsr regularizer.beta=-0.1",
+            r"invalid value for 'regularizer.beta': must be a finite number >= 0, got -0.1",
+        ),
+        ("regularizer=hsr", r"invalid value for 'regularizer': hsr needs model=three_layer .*got model=mlp"),
+        (
+            "model=three_layer model.activation=relu regularizer=hsr",
+            r"invalid value for 'model.activation': 'relu' \(choose from: sigmoid, tanh, softplus\)",
+        ),
+        ("regularizer.beta=0.1", r"invalid value for 'regularizer.beta': regularizer=none has no penalty"),
         (  # an optional group: Hydra itself would silently run the defaults
             "experiment=quickstrat",
             r"unknown experiment 'quickstrat' \(choose from: lr_sweep, noise_curvature, optimizer_dynamics, quickstart, ",
@@ -75,7 +94,7 @@ def test_multirun_expands_every_job() -> None:
 )
 def test_bad_override_is_one_clear_line(override: str, pattern: str) -> None:
     with pytest.raises(HessdynError) as info:
-        preflight("train", [override], multirun=False, check=None)
+        preflight("train", override.split(), multirun=False, check=None)
     message = str(info.value)
     assert "\n" not in message
     assert re.search(pattern, message), message
