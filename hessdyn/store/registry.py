@@ -27,7 +27,6 @@ EPOCH = Column("epoch", "epochs", "step / steps per epoch")
 RANK = Column("rank", "", "rank of the eigenpair (1 = the largest; bottom rows: 1 = the smallest)", "rank")
 LOSS = Column("loss", "L", "mean cross-entropy", domain=POSITIVE)
 LR = Column("lr", "θ²/L", "learning rate of the update taken at this step (after the schedule)")
-GRAD_NORM = Column("grad_norm", "L/θ", "Euclidean norm of the gradient")
 WALL_S = Column("wall_s", "s", "wall-clock seconds")
 EIGENVALUE = Column("eigenvalue", "L/θ²", "Hessian eigenvalue", domain=POSITIVE)
 LAMBDA_MAX = Column("lambda_max", "L/θ²", "largest Hessian eigenvalue", domain=POSITIVE)
@@ -63,10 +62,28 @@ TRAIN = register_table(
             LOSS,
             Column("accuracy", "fraction", "fraction of correct argmax predictions", domain=FRACTION),
             LR,
-            GRAD_NORM,
+            Column(
+                "grad_norm",
+                "L/θ",
+                "norm of the gradient the update used, of loss + penalty (SAM: at w, before its perturbation)",
+            ),
             Column("update_norm", "θ", "norm of the parameter change of the update (batch rows)"),
             Column("param_norm", "θ", "norm of the parameter vector"),
             WALL_S,
+            Column(
+                "penalty",
+                "L",
+                "the regularizer's term added to the loss, β·U_WS of the minibatch Hessian (regularizer=hsr; "
+                "batch rows, averaged like loss, which stays the data loss alone); empty without a regularizer",
+                domain=NON_NEGATIVE,
+            ),
+            Column(
+                "batch_ws_bound",
+                "L/θ²",
+                "U_WS = μ + s·sqrt(P−1), the exact Wolkowicz–Styan bound on λmax of the minibatch Hessian "
+                "behind the penalty (regularizer=hsr; batch rows, averaged like loss)",
+                domain=POSITIVE,
+            ),
         ),
     )
 )

@@ -30,8 +30,10 @@ from hessdyn.runtime import resolve_device, resolve_dtype, set_determinism
 from hessdyn.store import RunDir, RunStatus, load_checkpoint
 from hessdyn.training.checkpoints import checkpoint_steps
 from hessdyn.training.metrics_log import MetricsLog
+from hessdyn.training.objective import BatchTerms, TrainingObjective
 from hessdyn.training.optimizers import build_optimizer
 from hessdyn.training.run_record import git_commit, versions
+from hessdyn.training.sam import SAM
 from hessdyn.training.schedules import lr_multiplier
 
 log = logging.getLogger("hessdyn.train")
@@ -149,6 +151,11 @@ class _Sampler:
         self.pos = int(state["pos"])
 
 
+def _fresh_accumulators() -> dict[str, Any]:
+    """Sums over the updates since the last batch row (the penalty's only with a regularizer)."""
+    return {"loss": 0.0, "correct": 0, "count": 0, "penalty": 0.0, "bound": 0.0}
+
+
 def _progress_enabled(setting: bool | None) -> bool:
     return sys.stderr.isatty() if setting is None else bool(setting)
 
@@ -209,13 +216,14 @@ class _Session:
             device=self.device, dtype=self.dtype
         )
         self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
+        self.objective = TrainingObjective(self.model, cfg.regularizer, cfg.trainer.grad_clip)
         self.plan = plan_steps(cfg, len(self.data.train))
         self.ckpt_set = set(self.plan.checkpoint_steps)
         self.sampler = _Sampler(len(self.data.train), self.plan.batch_size, cfg.seed + _SAMPLER_SEED_OFFSET)
         self.aug_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + _AUGMENT_SEED_OFFSET)
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
         self.step, self.wall_before = 0, 0.0
-        self.acc: dict[str, Any] = {"loss": 0.0, "correct": 0, "count": 0}
+        self.acc: dict[str, Any] = _fresh_accumulators()
         self.last: dict[str, float | None] = {"train": None, "test": None, "test_acc": None}
         resumed_from = self._resume()
         self._write_config_if_missing()
@@ -244,7 +252,7 @@ class _Session:
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"].cpu(), self.device)
         self.aug_gen.set_state(ckpt["rng"]["augment"].cpu())
         self.sampler.load({k: (v.cpu() if torch.is_tensor(v) else v) for k, v in ckpt["sampler"].items()})
-        self.acc = dict(ckpt["accumulators"])
+        self.acc = {**_fresh_accumulators(), **ckpt["accumulators"]}  # older checkpoints lack the penalty
         self.step = int(ckpt["step"])
         self.wall_before = float(ckpt.get("wall_s", 0.0))
         log.info("resuming %s from step %d of %d", self.run_dir.path, self.step, self.plan.total_steps)
@@ -394,29 +402,21 @@ class _Session:
 
     def _update(self, bar: tqdm) -> TrainResult | None:
         """One optimizer update and what is due after it; a result when the run ends here."""
-        model, step = self.model, self.step
+        step = self.step
         xb, yb = self._batch()
-        logits = model(xb)
-        loss = F.cross_entropy(logits, yb)
-        loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
-            return self._diverge(loss_value)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.trainer.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.trainer.grad_clip)
+        terms = self.objective.backward(xb, yb)
+        if not terms.finite:
+            return self._diverge(terms.total)
         log_due = (step + 1) % self.cfg.trainer.log_every == 0 or step + 1 == self.plan.total_steps
-        if log_due:
-            grad_norm = _grad_norm(model)
-            before = [p.detach().clone() for p in model.parameters()]
+        if log_due:  # the gradient at w and the weights before the update
+            grad_norm = _grad_norm(self.model)
+            before = [p.detach().clone() for p in self.model.parameters()]
         mult = lr_multiplier(self.cfg.schedule, step, self.plan.total_steps)
         for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
             group["lr"] = base * mult
-        self.optimizer.step()
-        acc = self.acc
-        acc["loss"] += loss_value * len(yb)
-        acc["correct"] += int((logits.detach().argmax(dim=1) == yb).sum())
-        acc["count"] += len(yb)
+        self._optimizer_step(xb, yb)
+        self._accumulate(terms, len(yb))
         self.step = step = step + 1
         bar.update(1)
         if log_due:
@@ -428,6 +428,25 @@ class _Session:
         if step in self.ckpt_set:
             self.checkpoint()
         return None
+
+    def _optimizer_step(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        """The update from the gradient now in ``.grad``; SAM first takes its second pass at w + ε."""
+        if isinstance(self.optimizer, SAM):
+            self.optimizer.perturb()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.objective.backward(xb, yb)
+            self.optimizer.restore_and_step()
+        else:
+            self.optimizer.step()
+
+    def _accumulate(self, terms: BatchTerms, count: int) -> None:
+        acc = self.acc
+        acc["loss"] += terms.loss * count
+        acc["correct"] += terms.correct
+        acc["count"] += count
+        if terms.penalty is not None and terms.bound is not None:
+            acc["penalty"] += terms.penalty * count
+            acc["bound"] += terms.bound * count
 
     def _log_batch(self, bar: tqdm, grad_norm: float, before: list[torch.Tensor], lr: float) -> None:
         """The ``batch`` row: mean loss and accuracy of the updates since the previous row."""
@@ -441,6 +460,7 @@ class _Session:
             )
         )
         batch_loss = acc["loss"] / acc["count"]
+        regularized = self.objective.regularized
         self.metrics.write(
             step=self.step,
             epoch=self.step / self.plan.steps_per_epoch,
@@ -453,9 +473,11 @@ class _Session:
             update_norm=update_norm,
             param_norm=_param_norm(self.model),
             wall_s=self.wall(),
+            penalty=acc["penalty"] / acc["count"] if regularized else None,
+            batch_ws_bound=acc["bound"] / acc["count"] if regularized else None,
         )
         bar.set_postfix(loss=f"{batch_loss:.4f}", acc=f"{acc['correct'] / acc['count']:.3f}")
-        self.acc = {"loss": 0.0, "correct": 0, "count": 0}
+        self.acc = _fresh_accumulators()
 
     def _reached_target(self) -> bool:
         target = self.cfg.trainer.stop_at_train_loss

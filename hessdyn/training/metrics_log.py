@@ -27,13 +27,17 @@ class MetricsLog:
         self._writer = csv.writer(self._fh)
 
     def _truncate_after(self, step: int) -> None:
-        keep: list[list[str]] = [list(COLUMNS)]
+        """Keep the rows up to ``step``, under today's header: a file written before a column was added
+        keeps its rows, the new column empty (columns are matched by name)."""
         with open(self.path, newline="", encoding="utf-8") as fh:
             rows = list(csv.reader(fh))
+        header = rows[0] if rows else list(COLUMNS)
+        keep: list[list[str]] = [list(COLUMNS)]
         for row in rows[1:]:
             # A process killed mid-write can leave a short last line: drop it with the later rows.
-            if len(row) == len(COLUMNS) and row[0].isdigit() and int(row[0]) <= step:
-                keep.append(row)
+            if len(row) == len(header) and row[0].isdigit() and int(row[0]) <= step:
+                values = dict(zip(header, row, strict=True))
+                keep.append([values.get(c, "") for c in COLUMNS])
         text = "".join(",".join(r) + "\n" for r in keep)
         atomic_write_text(self.path, text)
 

@@ -11,6 +11,10 @@ from hessdyn.config import schema as s
 
 def build_optimizer(cfg: s.OptimizerConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
     params = list(params)
+    if isinstance(cfg, s.SAMConfig):
+        from hessdyn.training.sam import build_sam  # sam builds its base optimizer with this function
+
+        return build_sam(cfg.base_config(), params, rho=cfg.rho, adaptive=cfg.adaptive, eta=cfg.eta)
     if isinstance(cfg, s.MomentumConfig):
         return torch.optim.SGD(
             params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay

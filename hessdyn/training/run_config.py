@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from hessdyn.config import register_resolvers, to_object
 from hessdyn.config import schema as s
 from hessdyn.config.errors import HessdynError
-from hessdyn.config.store import GROUP_SCHEMAS
+from hessdyn.config.store import GROUP_SCHEMAS, OPTIONAL_GROUPS
 from hessdyn.store import RunDir
 
 
@@ -29,7 +29,8 @@ def load_run_config(run_dir: str | Path) -> s.TrainConfig:
         raise HessdynError(f"{path} is not a config mapping; pass run_dir=<a run written by hessdyn train>")
     typed = OmegaConf.structured(s.TrainConfig)
     for group, options in GROUP_SCHEMAS.items():
-        name = raw[group]["name"]
+        # a run from before the group existed: its default option (what the code did then)
+        name = OPTIONAL_GROUPS[group] if group not in raw and group in OPTIONAL_GROUPS else raw[group]["name"]
         if name not in options:
             raise HessdynError(f"{path}: unknown {group} '{name}' (choose from: {', '.join(options)})")
         OmegaConf.update(typed, group, OmegaConf.structured(options[name]), merge=False)

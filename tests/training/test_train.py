@@ -78,6 +78,8 @@ def test_short_training_lowers_loss_and_writes_every_file(run_cli, tmp_path, ove
         "update_norm",
         "param_norm",
         "wall_s",
+        "penalty",
+        "batch_ws_bound",
     ]
     evals = table[(table.source == "eval") & (table.split == "train")].sort_values("step")
     assert evals.loss.iloc[-1] < 0.7 * evals.loss.iloc[0]
