@@ -13,7 +13,7 @@ from torch import nn
 
 from hessdyn.analysis.checkpoint import Checkpoint
 from hessdyn.config import schema as s
-from hessdyn.curvature import DiagonalConjugate
+from hessdyn.curvature import DiagonalConjugate, is_three_layer, three_layer_traces
 from hessdyn.solvers import EigenResult, Method, eigsh_topk, hutch_plus_plus, spectral_density
 from hessdyn.trajectory import (
     adam_preconditioner,
@@ -30,6 +30,7 @@ from hessdyn.trajectory import (
     update_alignment,
     ws_bound_from_eigenvalues,
     ws_bound_from_estimates,
+    ws_bound_from_traces,
 )
 
 TOP_PARAMS_RANKS = 3  # leading eigenvectors whose heaviest parameters are listed
@@ -186,6 +187,26 @@ def measure_trace(c: Checkpoint) -> None:
         )
     summary["lambda_max_over_ws"] = (
         summary["lambda_max"] / summary["ws_bound"] if summary["ws_bound"] else math.nan
+    )
+    measure_exact_traces(c)
+
+
+def measure_exact_traces(c: Checkpoint) -> None:
+    """For a three_layer net: tr(H), tr(H²) and the WS bounds from the closed form (exact, no HVPs), of
+    the same objective as the operator (Hessian set, mean over it, Hessian mode with its weight decay).
+    Not for curvature=ggn: the closed form is of the Hessian. Columns ``*_exact`` of summary.csv."""
+    inp = c.inputs
+    if c.settings.curvature != s.Curvature.hessian or not is_three_layer(inp.model):
+        return
+    hset = inp.hessian_set
+    exact = three_layer_traces(inp.model, hset.x, hset.y, mode=c.mode, dtype=inp.dtype)
+    ws = ws_bound_from_traces(exact.trace, exact.trace_sq, exact.size)
+    c.summary.update(
+        trace_exact=exact.trace,
+        trace_sq_exact=exact.trace_sq,
+        ws_bound_exact=ws.upper,
+        ws_lower_exact=ws.lower,
+        lambda_max_over_ws_exact=c.summary["lambda_max"] / ws.upper if ws.upper else math.nan,
     )
 
 

@@ -33,6 +33,7 @@ from hessdyn.curvature.risk import (
     has_batchnorm,
     select_hessian_set,
 )
+from hessdyn.curvature.three_layer_factors import is_three_layer
 from hessdyn.curvature.three_layer_traces import ThreeLayerTraces, three_layer_traces
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "flat_gradient",
     "gradient_moment_diagonals",
     "has_batchnorm",
+    "is_three_layer",
     "select_hessian_set",
     "three_layer_traces",
 ]

@@ -108,6 +108,16 @@ def three_layer_params(model: nn.Module) -> ThreeLayerParams:
     return ThreeLayerParams(hidden.weight, hidden.bias, output.weight, output.bias, name, names)
 
 
+def is_three_layer(model: nn.Module) -> bool:
+    """Whether :func:`three_layer_params` accepts ``model`` (a three_layer net, smooth activation, all
+    parameters trainable), i.e. whether its exact traces exist."""
+    try:
+        three_layer_params(model)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class ActivationDerivatives:
     """φ(z), φ'(z), φ''(z), each of the shape of z."""

@@ -215,9 +215,20 @@ def stability_data(tables: SweepTables, level: float) -> pd.DataFrame:
     return combine(frames)
 
 
+WS_METRICS = (
+    "lambda_max",
+    "ws_bound",
+    "ws_bound_se",
+    "lambda_max_over_ws",
+    "ws_bound_exact",
+    "lambda_max_over_ws_exact",
+)
+
+
 def ws_data(tables: SweepTables, level: float) -> pd.DataFrame:
-    """λmax beside its Wolkowicz–Styan upper bound (with the bound's estimator standard error, if any)
-    and the ratio λmax / bound (≤ 1 up to estimation error)."""
+    """λmax beside its Wolkowicz–Styan upper bound: estimated from Hutch++ traces (with the estimator's
+    standard error, if any) and, for three_layer runs, exact (closed-form traces); the ratios λmax / bound
+    (≤ 1 up to estimation error)."""
     summary = tables.table("summary").copy()
     if (
         not has_values(summary, "lambda_max_over_ws")
@@ -225,12 +236,44 @@ def ws_data(tables: SweepTables, level: float) -> pd.DataFrame:
         and "lambda_max" in summary.columns
     ):
         summary["lambda_max_over_ws"] = summary["lambda_max"] / summary["ws_bound"]
-    return combine(
-        [
-            seed_series(summary, ["step"], c, c, level)
-            for c in ("lambda_max", "ws_bound", "ws_bound_se", "lambda_max_over_ws")
-        ]
-    )
+    return combine([seed_series(summary, ["step"], c, c, level) for c in WS_METRICS])
+
+
+def spectral_range_data(tables: SweepTables, level: float) -> pd.DataFrame:
+    """``spectral_range`` = λmax − λmin per run and step (summary.csv; λmin from the bottom group or the
+    dense path), and λmin itself (negative: negative curvature)."""
+    summary = tables.table("summary").copy()
+    if not (has_values(summary, "lambda_min") and has_values(summary, "lambda_max")):
+        return empty(["step"])
+    summary["spectral_range"] = summary["lambda_max"] - summary["lambda_min"]
+    return combine([seed_series(summary, ["step"], c, c, level) for c in ("spectral_range", "lambda_min")])
+
+
+def gap_data(tables: SweepTables, level: float) -> pd.DataFrame:
+    """Generalization gap per run and evaluated step: ``loss_gap`` = test − train loss and ``accuracy_gap``
+    = train − test accuracy, both over the whole splits (metrics/train.csv rows with source=eval)."""
+    wide = _eval_wide(tables)
+    if wide.empty:
+        return empty(["step"])
+    wide["loss_gap"] = wide["loss_test"] - wide["loss_train"]
+    wide["accuracy_gap"] = wide["accuracy_train"] - wide["accuracy_test"]
+    return combine([seed_series(wide, ["step"], c, c, level) for c in ("loss_gap", "accuracy_gap")])
+
+
+def _eval_wide(tables: SweepTables) -> pd.DataFrame:
+    """One row per run and evaluated step with ``loss_train, loss_test, accuracy_train, accuracy_test``."""
+    train = tables.train
+    if train.empty or not {"source", "split", "loss", "accuracy"} <= set(train.columns):
+        return pd.DataFrame()
+    evals = train[train["source"] == "eval"]
+    keys = ["run", "group", "status", "step"]
+    parts = [
+        evals[evals["split"] == split][[*keys, "loss", "accuracy"]].rename(
+            columns={"loss": f"loss_{split}", "accuracy": f"accuracy_{split}"}
+        )
+        for split in ("train", "test")
+    ]
+    return parts[0].merge(parts[1], on=keys, how="inner")
 
 
 def trace_data(tables: SweepTables, level: float) -> pd.DataFrame:
@@ -528,6 +571,9 @@ SUMMARY_METRICS: dict[str, str] = {
     "final_lambda_max_over_ws": "final λmax / WS bound",
     "mean_displacement_plain": "mean displacement (matched, plain Hungarian)",
     "mean_displacement_cluster": "mean displacement (matched, cluster-aware)",
+    "final_ws_bound_exact": "final exact WS bound",
+    "final_spectral_range": "final λmax − λmin",
+    "final_loss_gap": "final test − train loss",
     "final_ipr_normalized": "final normalized IPR",
 }
 
@@ -568,6 +614,14 @@ def summary_data(tables: SweepTables, ranks: int, level: float) -> pd.DataFrame:
     if not has_values(summary, "lambda_max_over_ws") and has_values(summary, "ws_bound"):
         summary["lambda_max_over_ws"] = summary["lambda_max"] / summary["ws_bound"]
     add(_last(summary, "lambda_max_over_ws"), "lambda_max_over_ws", "final_lambda_max_over_ws")
+    add(_last(summary, "ws_bound_exact"), "ws_bound_exact", "final_ws_bound_exact")
+    if has_values(summary, "lambda_min") and has_values(summary, "lambda_max"):
+        summary["spectral_range"] = summary["lambda_max"] - summary["lambda_min"]
+        add(_last(summary, "spectral_range"), "spectral_range", "final_spectral_range")
+    wide = _eval_wide(tables)
+    if not wide.empty:
+        wide["loss_gap"] = wide["loss_test"] - wide["loss_train"]
+        add(_last(wide, "loss_gap"), "loss_gap", "final_loss_gap")
     for kind in ("plain", "cluster"):
         disp = leading(consecutive(tables, _pairs(tables, f"displacement_matched_{kind}")), ranks)
         add(disp, "value", f"mean_displacement_{kind}")

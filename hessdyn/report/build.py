@@ -106,6 +106,19 @@ def runs_table(tables: SweepTables) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def reading_notes(runs: Sequence[RunInfo]) -> list[str]:
+    """Notes the figures need: with a regularizer in training, which loss the analysed Hessian is of."""
+    regularized = sorted({str(r.config.get("regularizer.name")) for r in runs} - {"none", "None"})
+    if not regularized:
+        return []
+    return [
+        f"Some runs were trained with a regularizer ({', '.join('regularizer=' + n for n in regularized)}): "
+        "their curvature is measured like every run's, as the Hessian of the data loss (mean cross-entropy "
+        "over the Hessian set) without the penalty. The penalty and its bound per minibatch are in "
+        "metrics/train.csv (penalty, batch_ws_bound)."
+    ]
+
+
 def _names(names: list[str], limit: int = 5) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
@@ -253,6 +266,7 @@ def write_report(
         environment_settings=environment_settings(runs),
         report_settings=report_settings,
         warnings=warnings,
+        notes=reading_notes(runs),
         files=provenance,
         version=hessdyn.__version__,
     )

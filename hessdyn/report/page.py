@@ -44,6 +44,9 @@ class PageContent:
     environment_settings: Settings
     report_settings: dict[str, str]
     warnings: Sequence[str] = ()
+    notes: Sequence[
+        str
+    ] = ()  # what a reader must know to read the figures (e.g. which loss the Hessian is of)
     files: Sequence[tuple[str, str]] = field(default_factory=list)  # (label, relative path): provenance files
     version: str = ""
 
@@ -59,7 +62,7 @@ figure{margin:1.6em 0;padding:0}figure img{max-width:100%;height:auto;display:bl
 figcaption{font-size:.9em;color:#333;margin-top:.4em;max-width:62em}figcaption .files{color:#555}
 .status{display:inline-block;padding:0 .45em;border-radius:.6em;font-size:.85em}
 .completed{background:#e3f4e8}.running{background:#e6effa}.diverged{background:#fde8d8}.failed{background:#f9dcdc}
-.unknown{background:#eee}.warn{background:#fff8e1;border-left:4px solid #e6a700;padding:.4em .8em}
+.unknown{background:#eee}.note{background:#eef4fb;border-left:4px solid #0b5cad;padding:.4em .8em}.warn{background:#fff8e1;border-left:4px solid #e6a700;padding:.4em .8em}
 .swatch{display:inline-block;width:.8em;height:.8em;border-radius:.2em;margin-right:.35em;vertical-align:-.05em}
 details{margin:.5em 0}summary{cursor:pointer}code{font-size:.92em}
 """
@@ -78,6 +81,7 @@ PAGE = Template(
 <p class="meta">$meta</p>
 <nav>$nav</nav>
 $warnings
+$notes
 <h2 id="summary">Summary per group</h2>
 $summary
 <h2 id="figures">Figures</h2>
@@ -247,6 +251,7 @@ def render_page(content: PageContent, colors: dict[str, str]) -> str:
     if content.warnings:
         items = "".join(f"<li>{escape(w)}</li>" for w in content.warnings)
         warnings = f'<div class="warn"><b>Partial data</b><ul>{items}</ul></div>'
+    notes = "".join(f'<p class="note">{escape(n)}</p>' for n in content.notes)
     figures = (f'<p class="meta">{figure_nav}</p>' if figure_nav else "") + _figures(content)
     return PAGE.substitute(
         title=escape(content.title),
@@ -254,6 +259,7 @@ def render_page(content: PageContent, colors: dict[str, str]) -> str:
         meta=meta,
         nav=nav,
         warnings=warnings,
+        notes=notes,
         summary=_summary(content, colors),
         figures=figures,
         not_computed=_not_computed(content),

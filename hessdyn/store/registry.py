@@ -152,6 +152,29 @@ SUMMARY = register_table(
             Column(
                 "lambda_max_over_ws", "1", "λmax / ws_bound (≤ 1 up to estimation error)", domain=POSITIVE
             ),
+            Column(
+                "trace_exact",
+                "L/θ²",
+                "tr(H) from the closed form of the three_layer net (exact; same Hessian set and mode; "
+                "model=three_layer, curvature=hessian only)",
+                domain=POSITIVE,
+            ),
+            Column("trace_sq_exact", "L²/θ⁴", "tr(H²) from the same closed form (exact)", domain=POSITIVE),
+            Column(
+                "ws_bound_exact",
+                "L/θ²",
+                "Wolkowicz–Styan upper bound μ + s·sqrt(P−1) from the exact traces",
+                domain=POSITIVE,
+            ),
+            Column(
+                "ws_lower_exact", "L/θ²", "Wolkowicz–Styan lower bound μ + s/sqrt(P−1) from the exact traces"
+            ),
+            Column(
+                "lambda_max_over_ws_exact",
+                "1",
+                "λmax / ws_bound_exact (≤ 1 up to λmax's tolerance)",
+                domain=POSITIVE,
+            ),
             Column("loss", "L", "loss on the Hessian set, in the Hessian mode", domain=POSITIVE),
             Column("grad_norm", "L/θ", "norm of the gradient of that loss"),
             Column("lr", "θ²/L", "learning rate at the checkpoint"),
@@ -569,6 +592,16 @@ REPORT_METRICS = (
     Column("stability_ratio", "1", "λmax / its stability threshold (1 = the edge)", domain=POSITIVE),
     Column("random_alignment", "fraction", "k/P: the alignment of a random direction", domain=FRACTION),
     Column("ipr_normalized_null", "1", "normalized IPR of a null model", domain=POSITIVE),
+    Column(
+        "spectral_range", "L/θ²", "λmax − λmin of the Hessian (needs the bottom group)", domain=NON_NEGATIVE
+    ),
+    Column(
+        "final_spectral_range", "L/θ²", "λmax − λmin at the last analyzed checkpoint", domain=NON_NEGATIVE
+    ),
+    Column("final_ws_bound_exact", "L/θ²", "exact WS bound at the last analyzed checkpoint", domain=POSITIVE),
+    Column("loss_gap", "L", "test loss − train loss (whole splits, eval rows)"),
+    Column("accuracy_gap", "fraction", "train accuracy − test accuracy (whole splits, eval rows)"),
+    Column("final_loss_gap", "L", "test loss − train loss at the last evaluation"),
     Column("crossings", "count", "crossings between consecutive checkpoints", domain=NON_NEGATIVE),
     Column("clusters", "count", "cluster groups between consecutive checkpoints", domain=NON_NEGATIVE),
 )

@@ -89,6 +89,10 @@ def lambda_max_at(step: float, o: int, seed: int) -> float:
     return 5.0 + 10.0 * (1.0 - math.exp(-step / 30.0)) + 2.0 * o + 0.3 * seed
 
 
+def ws_exact_at(step: float, o: int, seed: int) -> float:
+    return 1.4 * lambda_max_at(step, o, seed) + 0.1 * seed
+
+
 def eigenvalue_at(step: float, rank: int, o: int, seed: int) -> float:
     return lambda_max_at(step, o, seed) * 0.7 ** (rank - 1)
 
@@ -202,6 +206,11 @@ def write_analysis(
                     "ws_bound_se": 0.2,
                     "ws_lower": 0.5 * lmax,
                     "lambda_max_over_ws": 1 / 1.5,
+                    "trace_exact": 3 * lmax + 10.5,
+                    "trace_sq_exact": lmax**2 * 1.4,
+                    "ws_bound_exact": ws_exact_at(s, o, seed),
+                    "ws_lower_exact": 0.6 * lmax,
+                    "lambda_max_over_ws_exact": lmax / ws_exact_at(s, o, seed),
                     "loss": loss_at(s, o, seed, "train"),
                     "grad_norm": 1.0,
                     "lr": lr,

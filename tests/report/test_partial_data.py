@@ -93,14 +93,15 @@ def test_figures_without_data_are_listed_not_drawn(partial_report) -> None:
 def test_sweep_without_any_analysis_still_reports_training(tmp_path: Path) -> None:
     make_sweep(tmp_path / "sweep", analyzed=False)
     result = build(tmp_path / "sweep")
-    assert result.figures == ("loss", "accuracy")
-    assert len(result.not_computed) == len(FIGURES) - 2
+    assert result.figures == ("loss", "accuracy", "gap")
+    assert len(result.not_computed) == len(FIGURES) - 3
     summary = pd.read_csv(result.out / "summary.csv")
     assert set(summary["metric"]) == {
         "final_train_loss",
         "final_test_loss",
         "final_train_accuracy",
         "final_test_accuracy",
+        "final_loss_gap",
     }
 
 

@@ -181,6 +181,53 @@ def test_summary_csv_final_metrics(clean_sweep, clean_report) -> None:
         assert disp[(group, "mean_displacement_cluster")] < disp[(group, "mean_displacement_plain")]
 
 
+def test_flat_minima_panels_are_the_means_of_the_run_tables(clean_sweep, clean_report) -> None:
+    summary = _run_tables(clean_sweep, "analysis/summary.csv")
+    summary["spectral_range"] = summary["lambda_max"] - summary["lambda_min"]
+    train = _run_tables(clean_sweep, "metrics/train.csv")
+    evals = train[train["source"] == "eval"].pivot_table(
+        index=["group", "run", "step"], columns="split", values="loss"
+    )
+    evals["loss_gap"] = evals["test"] - evals["train"]
+    gaps = evals.reset_index()
+    for figure, metric, frame in (
+        ("ws_bound", "ws_bound_exact", summary),
+        ("ws_bound", "lambda_max_over_ws_exact", summary),
+        ("spectral_range", "spectral_range", summary),
+        ("gap", "loss_gap", gaps),
+    ):
+        report = pd.read_csv(clean_report.out / f"{figure}.csv")
+        report = report[report["metric"] == metric]
+        assert len(report) == frame.groupby(["group", "step"]).ngroups, (figure, metric)
+        for (group, step), values in frame.groupby(["group", "step"])[metric]:
+            row = report[(report["group"] == group) & (report["step"] == step)].iloc[0]
+            assert row[["mean", "lo", "hi"]].to_numpy(dtype=float) == pytest.approx(t_band(values), rel=1e-9)
+    final = pd.read_csv(clean_report.out / "summary.csv").set_index(["group", "metric"])["mean"]
+    for group in ("adam", "sgd"):
+        last = summary[(summary["group"] == group) & (summary["step"] == summary["step"].max())]
+        assert final[(group, "final_spectral_range")] == pytest.approx(last["spectral_range"].mean())
+        assert final[(group, "final_ws_bound_exact")] == pytest.approx(last["ws_bound_exact"].mean())
+        last_gap = gaps[(gaps["group"] == group) & (gaps["step"] == gaps["step"].max())]
+        assert final[(group, "final_loss_gap")] == pytest.approx(last_gap["loss_gap"].mean())
+
+
+def test_a_regularized_sweep_says_which_loss_the_hessian_is_of(tmp_path: Path) -> None:
+    import yaml
+
+    from hessdyn.store import RunDir
+
+    sweep = tmp_path / "sweep"
+    make_sweep(sweep, optimizers=("sgd",), analyzed=False)
+    assert "Hessian of the data loss" not in (build(sweep).out / "index.html").read_text(encoding="utf-8")
+    hydra = RunDir(find_run_dirs(sweep)[0]).hydra_config
+    config = yaml.safe_load(hydra.read_text(encoding="utf-8"))
+    hydra.write_text(
+        yaml.safe_dump({**config, "regularizer": {"name": "hsr", "beta": 0.1}}), encoding="utf-8"
+    )
+    page = (build(sweep).out / "index.html").read_text(encoding="utf-8")
+    assert 'class="note"' in page and "regularizer=hsr" in page and "Hessian of the data loss" in page
+
+
 @pytest.mark.slow
 def test_output_is_deterministic(tmp_path: Path) -> None:
     first, second = tmp_path / "a" / "sweep", tmp_path / "b" / "sweep"

@@ -12,6 +12,7 @@ from hessdyn.report.figures.base import FigureResult, FigureSpec
 from hessdyn.report.figures.curvature import (
     density_figure,
     eigenvalues_figure,
+    spectral_range_figure,
     stability_figure,
     trace_figure,
     ws_bound_figure,
@@ -24,7 +25,7 @@ from hessdyn.report.figures.noise import (
     noise_trace_ratio_figure,
 )
 from hessdyn.report.figures.reparam import reparam_figure
-from hessdyn.report.figures.training import accuracy_figure, loss_figure
+from hessdyn.report.figures.training import accuracy_figure, gap_figure, loss_figure
 from hessdyn.report.figures.trajectory import (
     aging_curves_figure,
     aging_heatmap_figure,
@@ -39,6 +40,7 @@ __all__ = ["FIGURES", "FigureResult", "FigureSpec"]
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("loss", "Loss", loss_figure, "metrics/train.csv rows with source=eval"),
     FigureSpec("accuracy", "Accuracy", accuracy_figure, "metrics/train.csv rows with source=eval"),
+    FigureSpec("gap", "Train/test gap", gap_figure, "metrics/train.csv rows with source=eval"),
     FigureSpec(
         "eigenvalues", "Top Hessian eigenvalues", eigenvalues_figure, "analysis spectrum.csv (which=top)"
     ),
@@ -52,7 +54,13 @@ FIGURES: tuple[FigureSpec, ...] = (
         "ws_bound",
         "λmax and the Wolkowicz–Styan bound",
         ws_bound_figure,
-        "summary.csv ws_bound (trace metric group)",
+        "summary.csv ws_bound, ws_bound_exact (trace metric group)",
+    ),
+    FigureSpec(
+        "spectral_range",
+        "Spectral range λmax − λmin",
+        spectral_range_figure,
+        "summary.csv lambda_min (bottom metric group)",
     ),
     FigureSpec("trace", "Hessian trace", trace_figure, "summary.csv trace (trace metric group)"),
     FigureSpec(

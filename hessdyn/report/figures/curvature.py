@@ -176,21 +176,27 @@ def stability_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | No
 
 def ws_bound_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
     data = agg.ws_data(tables, o.level)
-    if present(data, "ws_bound").empty:
+    if present(data, "ws_bound").empty and present(data, "ws_bound_exact").empty:
         return None
     fig, (ax, ax_ratio) = new_figure(2)
-    left = data["metric"].isin(["lambda_max", "ws_bound"])
+    left = data["metric"].isin(["lambda_max", "ws_bound", "ws_bound_exact"])
     log = log_if_positive(ax, present(data[left])["mean"])
     if log:
         data = on_log_axis(data, left)
+    exact_any = not present(data, "ws_bound_exact").empty
     for g in o.groups:
         rows = data[data["group"] == g]
         draw_series(ax, rows[rows["metric"] == "lambda_max"], "step", o.colors[g], g)
         ws = rows[rows["metric"] == "ws_bound"]
         draw_series(ax, ws, "step", o.colors[g], None, linestyle="--")
         _mean_error_bars(ax, ws, present(rows, "ws_bound_se"), o.colors[g])
+        draw_series(ax, rows[rows["metric"] == "ws_bound_exact"], "step", o.colors[g], None, linestyle=":")
         draw_series(ax_ratio, rows[rows["metric"] == "lambda_max_over_ws"], "step", o.colors[g], g)
-    ax.plot([], [], color="0.4", linestyle="--", label="WS upper bound")
+        exact_ratio = rows[rows["metric"] == "lambda_max_over_ws_exact"]
+        draw_series(ax_ratio, exact_ratio, "step", o.colors[g], None, linestyle=":", band=False)
+    ax.plot([], [], color="0.4", linestyle="--", label="WS bound (Hutch++ traces)")
+    if exact_any:
+        ax.plot([], [], color="0.4", linestyle=":", label="WS bound (exact traces)")
     ax.set_ylabel("eigenvalue of the loss Hessian")
     ax_ratio.axhline(1.0, color="0.25", linewidth=0.8)
     ax_ratio.set_ylabel("λmax / WS bound")
@@ -202,10 +208,48 @@ def ws_bound_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | Non
         "Left: λmax (solid) beside the Wolkowicz–Styan upper bound μ + s·sqrt(P−1), with μ = tr(H)/P and "
         "s² = tr(H²)/P − μ² over the P parameters, from the Hutch++ estimates of tr(H) and tr(H²) "
         "(dashed; error bars: the bound's estimator standard error ws_bound_se, mean over seeds, where the "
-        "analysis recorded it). Right: λmax / bound (≤ 1 up to estimation error; near 1 when one outlier "
-        "dominates the spectrum). " + band_text(o, log)
+        "analysis recorded it)"
+        + (
+            " and from the exact traces of the three_layer closed form (dotted; summary.csv ws_bound_exact)"
+            if exact_any
+            else ""
+        )
+        + ". Right: λmax / bound (≤ 1 up to estimation error; near 1 when one outlier dominates the spectrum)"
+        + ("; dotted: with the exact bound" if exact_any else "")
+        + ". The Hessian is that of the data loss (mean cross-entropy over the Hessian set) for every run, "
+        "also for runs trained with a regularizer. " + band_text(o, log)
     )
     return FigureResult("ws_bound", "λmax and the Wolkowicz–Styan bound", caption, fig, data)
+
+
+def spectral_range_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
+    data = agg.spectral_range_data(tables, o.level)
+    if present(data, "spectral_range").empty:
+        return None
+    fig, (ax, ax_min) = new_figure(2)
+    is_range = data["metric"] == "spectral_range"
+    log = log_if_positive(ax, present(data[is_range])["mean"])
+    if log:
+        data = on_log_axis(data, is_range)
+    for g in o.groups:
+        rows = data[data["group"] == g]
+        draw_series(ax, rows[rows["metric"] == "spectral_range"], "step", o.colors[g], g)
+        draw_series(ax_min, rows[rows["metric"] == "lambda_min"], "step", o.colors[g], g)
+    ax.set_ylabel("λmax − λmin")
+    ax_min.axhline(0.0, color="0.25", linewidth=0.8)
+    ax_min.set_ylabel("λmin (smallest eigenvalue)")
+    for a in (ax, ax_min):
+        step_axis(a, o.log_x)
+    note_individual(ax, data)
+    legend_below(fig, ax)
+    caption = (
+        "Left: the range of the Hessian spectrum λmax − λmin (summary.csv lambda_max and lambda_min, per run, "
+        "then the mean over seeds), the quantity HSR regularization aims to narrow. Right: λmin, below 0 "
+        "where the loss has negative curvature (a saddle direction). λmin comes from the bottom metric group "
+        "(or the dense path); runs analyzed without it are not drawn. Data-loss Hessian for every run. "
+        + band_text(o, log)
+    )
+    return FigureResult("spectral_range", "Spectral range λmax − λmin", caption, fig, data)
 
 
 def trace_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:

@@ -68,3 +68,27 @@ def loss_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
 
 def accuracy_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
     return _training(tables, o, "accuracy")
+
+
+def gap_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
+    data = agg.gap_data(tables, o.level)
+    if present(data, "loss_gap").empty:
+        return None
+    fig, (ax_loss, ax_acc) = new_figure(2)
+    for g in o.groups:
+        rows = data[data["group"] == g]
+        draw_series(ax_loss, rows[rows["metric"] == "loss_gap"], "step", o.colors[g], g)
+        draw_series(ax_acc, rows[rows["metric"] == "accuracy_gap"], "step", o.colors[g], g)
+    for ax in (ax_loss, ax_acc):
+        ax.axhline(0.0, color="0.25", linewidth=0.8)
+        step_axis(ax, o.log_x)
+    ax_loss.set_ylabel("test loss − train loss (nats)")
+    ax_acc.set_ylabel("train accuracy − test accuracy")
+    note_individual(ax_loss, data)
+    legend_below(fig, ax_loss)
+    caption = (
+        "Generalization gap against training step: test minus train loss (left; mean cross-entropy, the data "
+        "loss without any regularizer's penalty) and train minus test accuracy (right), both over the whole "
+        "splits (metrics/train.csv rows with source=eval), per run, then the mean over seeds. " + band_text(o)
+    )
+    return FigureResult("gap", "Train/test gap", caption, fig, data)
