@@ -6,6 +6,8 @@ a plain SGD step (zero_grad, forward, backward, step), a SAM step around the sam
 SGD step on loss + β·U_WS (HSR, exact bound of the minibatch Hessian, data loss sharing the forward).
 The three run round robin, so a busy machine slows all three alike; medians of wall time and of this
 thread's CPU time are printed, and the ratios to SGD. Targets (issue 11): SAM <= 2.1x, HSR <= 5x.
+Then the matrix products the exact penalty needs beyond the SGD step (same shapes, random data), timed
+alone: SGD + their sum is the floor of the HSR ratio for the closed form, whatever the implementation.
 
 Part 2 (float64, like the analysis): the same net after 200 SGD steps on 2,000 MNIST images; the Hessian
 of the mean cross-entropy over those 2,000 images. The exact tr(H), tr(H²) (closed form, no HVPs) against
@@ -44,6 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 BATCH, HIDDEN, HESSIAN_SET = 128, 64, 2000
 LR, RHO, BETA = 0.1, 0.05, 0.1
+STEP_CPU: dict[str, float] = {}  # median CPU seconds per step, filled by time_steps
 
 
 def load() -> str:
@@ -104,12 +107,64 @@ def time_steps(x: torch.Tensor, y: torch.Tensor, rounds: int) -> None:
                 wall[name].append(time.perf_counter() - w0)
                 cpu[name].append(time.thread_time() - c0)
     base_w, base_c = statistics.median(wall["SGD"]), statistics.median(cpu["SGD"])
+    STEP_CPU["SGD"] = base_c
     targets = {"SAM (rho 0.05)": 2.1, "SGD + HSR (beta 0.1)": 5.0}
     print(f"{'step':24s} {'wall ms':>8s} {'cpu ms':>8s} {'wall/SGD':>9s} {'cpu/SGD':>8s}  target")
     for name in steps:
         w, c = statistics.median(wall[name]), statistics.median(cpu[name])
         target = f"<= {targets[name]}x" if name in targets else ""
         print(f"{name:24s} {w * 1e3:8.2f} {c * 1e3:8.2f} {w / base_w:9.2f} {c / base_c:8.2f}  {target}")
+
+
+def penalty_products(batch: int, d: int, h: int, c: int) -> dict[str, Callable[[], torch.Tensor]]:
+    """The matrix products one exact HSR step needs beyond an SGD step's (shapes of hessdyn's closed form:
+    hessdyn/curvature/three_layer_traces.py), on random float32 data: their summed time is a floor for
+    the penalty that no implementation of these formulas goes below (element-wise work and autograd
+    bookkeeping come on top)."""
+    g = torch.Generator().manual_seed(0)
+
+    def r(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g)
+
+    packed, ch = h * (h + 1) // 2, c * h
+    xa, aa, k = r(batch, d + 1), r(batch, h + 1), r(batch, batch)
+    s_p, rr, dp = r(batch, c * (c + 1) // 2), r(batch, c), r(batch, h)
+    p, diffs, a, v, m = r(batch, c), r(c, ch), r(batch, c, h), r(batch, c, h), r(batch, packed)
+    a_f, b_f, gram = r(batch, ch), r(batch, ch), r(batch, h, h)
+    return {
+        "x Gram (B, d+1)(d+1, B)": lambda: xa @ xa.T,
+        "a Gram (B, h+1)(h+1, B), fwd + bwd": lambda: (aa @ aa.T, k @ aa, k.T @ aa),
+        "S, r, phi' Grams": lambda: (s_p @ s_p.T, rr @ rr.T, dp @ dp.T),
+        "centered rows (B, c)(c, c h), fwd + bwd": lambda: (p @ diffs, a_f @ diffs.T, p.T @ a_f),
+        "M blocks A^T V, bmm fwd + 2 bwd": lambda: (
+            torch.bmm(a.transpose(1, 2), v),
+            torch.bmm(v, gram),
+            torch.bmm(a, gram),
+        ),
+        "M term K (B, B)(B, h(h+1)/2)": lambda: k @ m,
+        "A term K A fwd, A A^T bwd": lambda: (k @ a_f, a_f @ a_f.T),
+        "cross term K R fwd, K^T B bwd": lambda: (k @ b_f, k.T @ b_f),
+    }
+
+
+def time_products(batch: int, d: int, h: int, c: int, base_cpu: float, rounds: int) -> None:
+    products = penalty_products(batch, d, h, c)
+    cpu: dict[str, list[float]] = {k: [] for k in products}
+    for r in range(rounds + 5):
+        for name, fn in products.items():
+            c0 = time.thread_time()
+            fn()
+            if r >= 5:
+                cpu[name].append(time.thread_time() - c0)
+    total = 0.0
+    for name in products:
+        c = statistics.median(cpu[name])
+        total += c
+        print(f"  {name:44s} {c * 1e3:7.3f} ms cpu")
+    print(
+        f"matrix products of the exact penalty alone: {total * 1e3:.2f} ms cpu; SGD step + these = "
+        f"{(base_cpu + total) / base_cpu:.1f}x an SGD step (the floor of the HSR step's ratio)"
+    )
 
 
 # ----------------------------------------------------------------------------------- part 2: traces
@@ -200,6 +255,8 @@ def main() -> None:
         f"-- one training step, batch {BATCH}, three_layer 784-{HIDDEN}-10 sigmoid, float32, {args.rounds} rounds"
     )
     time_steps(x[:BATCH], y[:BATCH], args.rounds)
+    print(f"-- the matrix products of one exact HSR step (float32, same shapes); {load()}")
+    time_products(BATCH, x[0].numel(), HIDDEN, 10, STEP_CPU["SGD"], args.rounds)
     print(f"-- exact traces vs Hutch++; {load()}")
     compare_traces(x, y, args.budgets, args.seeds)
     print(f"done; {load()}")

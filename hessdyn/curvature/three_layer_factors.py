@@ -154,9 +154,12 @@ class SampleFactors:
 
     logits (B, c): the net's outputs f(x_n) (the model's forward, graph attached);
     x_aug (B, d̃), a_aug (B, h̃): x̃_n and ã_n; r (B, c) = p_n − e_y; dphi (B, h) = φ'(z_n);
-    s_packed (B, c(c+1)/2), m_packed (B, h(h+1)/2): the upper triangles of S_n and M_n, off-diagonal
-        entries times √2, so that ⟨M_n, M_m⟩_F = m_packed[n] · m_packed[m] (and the same for S);
-    a_flat (B, c·h): A_n = S_n W2 D_n;  b_flat (B, c·h): A_n diag(a_n);  rd_flat (B, c·h): r_n φ'_nᵀ;
+    s_packed (B, c(c+1)/2): the upper triangle of S_n, off-diagonal entries times √2, so that
+        ⟨S_n, S_m⟩_F = s_packed[n] · s_packed[m];
+    a_mat (B, c, h): A_n = S_n W2 D_n;  v_mat (B, c, h): V_n = (W2 − 1 g_nᵀ) D_n with g_n = W2ᵀp_n, so that
+        A_n = diag(p_n) V_n and D_n W2ᵀ S_n W2 D_n = A_nᵀ V_n = V_nᵀ diag(p_n) V_n (a sum of c PSD terms);
+    act_curv (B, h) = φ''(z_n) ⊙ δ_n, so M_n = A_nᵀ V_n + diag(act_curv_n);
+    b_flat (B, c·h): A_n diag(a_n);  rd_flat (B, c·h): r_n φ'_nᵀ;
     trace_s (B,) = tr S_n; trace_m (B,) = tr M_n; x_sq (B,) = ||x_n||²; a_sq (B,) = ||a_n||²;
     weight (B,) the sample weights w_n.
     """
@@ -167,8 +170,9 @@ class SampleFactors:
     s_packed: torch.Tensor
     r: torch.Tensor
     dphi: torch.Tensor
-    m_packed: torch.Tensor
-    a_flat: torch.Tensor
+    a_mat: torch.Tensor
+    v_mat: torch.Tensor
+    act_curv: torch.Tensor
     b_flat: torch.Tensor
     rd_flat: torch.Tensor
     trace_s: torch.Tensor
@@ -177,6 +181,20 @@ class SampleFactors:
     a_sq: torch.Tensor
     weight: torch.Tensor
 
+    @property
+    def a_flat(self) -> torch.Tensor:
+        """(B, c·h): A_n flattened, so ⟨A_n, A_m⟩_F = a_flat[n] · a_flat[m]."""
+        return self.a_mat.flatten(1)
+
+    def m_packed(self) -> torch.Tensor:
+        """(B, h(h+1)/2): M_n packed like s_packed (upper triangle, off-diagonal × √2), from one batched
+        product A_nᵀ V_n and a gather of its upper triangle."""
+        h = self.dphi.shape[1]
+        layout = packed_layout(h, self.dphi.dtype, self.dphi.device)
+        full = torch.bmm(self.a_mat.transpose(1, 2), self.v_mat).flatten(1)  # (B, h²)
+        packed = full.index_select(1, layout.flat) * layout.scale
+        return packed.index_add(1, layout.diagonal, self.act_curv)
+
 
 def _augment(t: torch.Tensor, with_one: bool) -> torch.Tensor:
     return torch.cat([t, torch.ones_like(t[:, :1])], dim=1) if with_one else t
@@ -184,12 +202,14 @@ def _augment(t: torch.Tensor, with_one: bool) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class PackedLayout:
-    """Upper-triangle positions of an n×n symmetric matrix: ``rows``, ``cols`` (n(n+1)/2,), ``diagonal`` (n,)
-    the positions of the diagonal entries, ``scale`` 1 on the diagonal and √2 off it, so that for packed
-    p(X) = X[rows, cols]·scale, ⟨X, Y⟩_F = p(X)·p(Y)."""
+    """Upper-triangle positions of an n×n symmetric matrix: ``rows``, ``cols`` (n(n+1)/2,), ``flat`` =
+    rows·n + cols (positions in the row-major flattened matrix), ``diagonal`` (n,) the positions of the
+    diagonal entries, ``scale`` 1 on the diagonal and √2 off it, so that for packed
+    p(X) = X[rows, cols]·scale, ⟨X, Y⟩_F = p(X)·p(Y) for symmetric X, Y."""
 
     rows: torch.Tensor
     cols: torch.Tensor
+    flat: torch.Tensor
     diagonal: torch.Tensor
     scale: torch.Tensor
 
@@ -201,16 +221,12 @@ def packed_layout(n: int, dtype: torch.dtype, device: torch.device) -> PackedLay
     on_diagonal = rows == cols
     scale = torch.full(rows.shape, math.sqrt(2.0), dtype=dtype, device=device)
     scale[on_diagonal] = 1.0
-    return PackedLayout(rows, cols, on_diagonal.nonzero()[:, 0], scale)
+    return PackedLayout(rows, cols, rows * n + cols, on_diagonal.nonzero()[:, 0], scale)
 
 
 def packed_outer_columns(vectors: torch.Tensor, layout: PackedLayout) -> torch.Tensor:
-    """For the columns v_k of ``vectors`` (n, K): the packed outer products p(v_k v_kᵀ) as columns, (n(n+1)/2, K).
-
-    Feature-major on purpose: gathering whole rows (and scattering them back in the backward pass) is
-    vectorized over K, where a gather along the last dimension is an element-by-element loop on the CPU.
-    """
-    vectors = vectors.contiguous()  # index_select on a transposed view takes the slow element-wise path
+    """For the columns v_k of ``vectors`` (n, K): the packed outer products p(v_k v_kᵀ) as columns, (n(n+1)/2, K)."""
+    vectors = vectors.contiguous()
     return vectors.index_select(0, layout.rows) * vectors.index_select(0, layout.cols) * layout.scale[:, None]
 
 
@@ -240,10 +256,9 @@ def sample_factors(
     """The factors of the examples x (B, d) (already flattened), labels y (B,), weights (B,).
 
     Nothing is formed by cancellation, so confident predictions (p_y → 1) keep their digits:
-    S = diag(p) − ppᵀ = Σ_{i<j} p_i p_j (e_i − e_j)(e_i − e_j)ᵀ, hence W2ᵀ S W2 = Σ_{i<j} p_i p_j
-    (w_i − w_j)(w_i − w_j)ᵀ (w_i the rows of W2), one (B, c(c−1)/2)·(c(c−1)/2, h(h+1)/2) product in packed
-    form; w_i − W2ᵀp = Σ_j p_j (w_i − w_j) and r_y = −Σ_{k≠y} p_k likewise. Cost O(B·(d·h + c²·h²/4))
-    multiply-adds; memory O(B·(d + h²/2 + 3c·h)) numbers.
+    S = diag(p) − ppᵀ = Σ_{i<j} p_i p_j (e_i − e_j)(e_i − e_j)ᵀ; w_i − W2ᵀp = Σ_j p_j (w_i − w_j) (w_i the
+    rows of W2), so W2ᵀ S W2 = Σ_i p_i (w_i − W2ᵀp)(w_i − W2ᵀp)ᵀ is a sum of PSD terms; r_y = −Σ_{k≠y} p_k.
+    Cost O(B·(d·h + c²·h)) multiply-adds; memory O(B·(d + 4c·h)) numbers.
     """
     w1, w2 = params.w1, params.w2
     c, h = params.num_classes, params.hidden
@@ -259,28 +274,23 @@ def sample_factors(
     delta = -centered.gather(1, label[:, :, None].expand(-1, 1, h))[:, 0]  # W2ᵀ r = W2ᵀp − w_y
     pairs = class_pairs(c, x.dtype, x.device)
     pair_weights = p[:, pairs.first] * p[:, pairs.second]  # (B, c(c−1)/2): p_i p_j, i < j
-    hidden = packed_layout(h, x.dtype, x.device)
-    # packed matrices are held feature-major, (h(h+1)/2, B), and handed out as (B, ·) views
-    curv = packed_outer_columns((w2[pairs.first] - w2[pairs.second]).T, hidden) @ pair_weights.T  # W2ᵀ S W2
-    s_packed = pair_weights @ pairs.softmax_basis.T
-    second = act.second * delta  # φ'' ⊙ W2ᵀr: the activation-curvature term of M
-    dphi_t = act.first.T.contiguous()
-    gain = dphi_t.index_select(0, hidden.rows) * dphi_t.index_select(0, hidden.cols)
-    m_packed_t = (gain * curv).index_add(0, hidden.diagonal, second.T)
-    a_mat = p[:, :, None] * centered * act.first[:, None, :]  # (B, c, h): S W2 D
+    v_mat = centered * act.first[:, None, :]  # (B, c, h): (w_i − W2ᵀp) φ'
+    a_mat = p[:, :, None] * v_mat  # S W2 D = diag(p) (W2 − 1 gᵀ) D
+    act_curv = act.second * delta  # φ'' ⊙ W2ᵀr: the activation-curvature term of M
     return SampleFactors(
         logits=logits,
         x_aug=_augment(x, params.b1 is not None),
         a_aug=_augment(act.value, params.b2 is not None),
-        s_packed=s_packed,
+        s_packed=pair_weights @ pairs.softmax_basis.T,
         r=r,
         dphi=act.first,
-        m_packed=m_packed_t.T,
-        a_flat=a_mat.flatten(1),
+        a_mat=a_mat,
+        v_mat=v_mat,
+        act_curv=act_curv,
         b_flat=(a_mat * act.value[:, None, :]).flatten(1),
         rd_flat=(r[:, :, None] * act.first[:, None, :]).flatten(1),
         trace_s=2 * pair_weights.sum(1),
-        trace_m=m_packed_t.index_select(0, hidden.diagonal).sum(0),
+        trace_m=(a_mat * v_mat).sum((1, 2)) + act_curv.sum(1),
         x_sq=x.pow(2).sum(1),
         a_sq=act.value.pow(2).sum(1),
         weight=weight,

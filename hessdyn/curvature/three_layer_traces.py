@@ -44,40 +44,49 @@ from hessdyn.curvature.three_layer_factors import (
 DEFAULT_BLOCK_SIZE = 512
 
 
-class _SymmetricQuadraticForm(torch.autograd.Function):
-    """Σ_{n,m} K[n,m] F[n]·F[m] = ⟨F, K F⟩ for a symmetric K, with the backward 2·K F reused from the forward
-    (plain autograd through F Fᵀ would spend a second (B, B)·(B, f) product on it)."""
+class _WeightedGram(torch.autograd.Function):
+    """Σ_{n,m} K[n,m] F[n]·F[m] = ⟨F, K F⟩ for a symmetric K: one (B, B)·(B, f) product forward, whose result
+    is the backward's 2·K F; ∂/∂K = F Fᵀ only when K needs a gradient. Plain autograd through F Fᵀ would
+    spend two products on F's gradient."""
 
     @staticmethod
     def forward(ctx: Any, kernel: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
         kf = kernel @ feats
         ctx.save_for_backward(feats, kf)
-        return (feats * kf).sum()
+        return torch.dot(feats.reshape(-1), kf.reshape(-1))
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         feats, kf = ctx.saved_tensors
-        grad_kernel = grad * (feats @ feats.T) if ctx.needs_input_grad[0] else None
-        grad_feats = 2 * grad * kf if ctx.needs_input_grad[1] else None
+        grad_kernel = (feats @ feats.T).mul_(grad) if ctx.needs_input_grad[0] else None
+        grad_feats = kf.mul(2 * grad) if ctx.needs_input_grad[1] else None
         return grad_kernel, grad_feats
 
 
 def pair_sum(fi: SampleFactors, fj: SampleFactors, *, same: bool) -> torch.Tensor:
-    """Σ_{n∈I, m∈J} w_n w_m ⟨H_n, H_m⟩_F for two blocks of factors (``same``: J is I, fj is fi)."""
+    """Σ_{n∈I, m∈J} w_n w_m ⟨H_n, H_m⟩_F for two blocks of factors (``same``: J is I, fj is fi).
+
+    The terms, in the notation of docs/flat_minima.md: ⟨S_n, S_m⟩ ka², ⟨M_n, M_m⟩ kx², and twice
+    kx·(⟨A_n, A_m⟩ ka + ⟨B_n, R_m⟩ + ⟨R_n, B_m⟩ + ⟨R_n, R_m⟩), each a Gram matrix of per-sample features.
+    """
+    ww = fi.weight[:, None] * fj.weight[None, :]
     kx = fi.x_aug @ fj.x_aug.T
     ka = fi.a_aug @ fj.a_aug.T
-    wk = fi.weight[:, None] * fj.weight[None, :] * kx
-    gram_s = fi.s_packed @ fj.s_packed.T  # ⟨S_n, S_m⟩
-    total = (fi.weight[:, None] * fj.weight[None, :] * ka * ka * gram_s).sum()
-    if same:
-        total = total + _SymmetricQuadraticForm.apply(wk * kx, fi.m_packed)
-        cross_br = 2 * (fi.b_flat * (wk @ fi.rd_flat)).sum()
-    else:
-        total = total + (fi.m_packed * ((wk * kx) @ fj.m_packed)).sum()
-        cross_br = (fi.b_flat * (wk @ fj.rd_flat)).sum() + (fi.rd_flat * (wk @ fj.b_flat)).sum()
-    gram_a = fi.a_flat @ fj.a_flat.T  # ⟨A_n, A_m⟩
+    wk = ww * kx
+    total = (ww * ka * ka * (fi.s_packed @ fj.s_packed.T)).sum()
     gram_r = (fi.r @ fj.r.T) * (fi.dphi @ fj.dphi.T)  # ⟨R_n, R_m⟩
-    return total + 2 * ((wk * (ka * gram_a + gram_r)).sum() + cross_br)
+    if same:
+        m_packed = fi.m_packed()
+        total = total + _WeightedGram.apply(wk * kx, m_packed)
+        total = total + 2 * _WeightedGram.apply(wk * ka, fi.a_flat)
+        cross = 2 * torch.dot(fi.b_flat.reshape(-1), (wk @ fi.rd_flat).reshape(-1))
+    else:
+        total = total + torch.dot(fi.m_packed().reshape(-1), ((wk * kx) @ fj.m_packed()).reshape(-1))
+        total = total + 2 * ((wk * ka) * (fi.a_flat @ fj.a_flat.T)).sum()
+        cross = torch.dot(fi.b_flat.reshape(-1), (wk @ fj.rd_flat).reshape(-1)) + torch.dot(
+            fi.rd_flat.reshape(-1), (wk @ fj.b_flat).reshape(-1)
+        )
+    return total + 2 * ((wk * gram_r).sum() + cross)
 
 
 @dataclass(frozen=True)
