@@ -127,6 +127,20 @@ class ActivationDerivatives:
     second: torch.Tensor
 
 
+def activation_third_derivative(name: str, z: torch.Tensor) -> torch.Tensor:
+    """The third derivative of φ at z for sigmoid, tanh and softplus (0 in softplus' linear region)."""
+    if name == "sigmoid":
+        s = torch.sigmoid(z)
+        return s * (1 - s) * (1 - 6 * s * (1 - s))
+    if name == "tanh":
+        t = torch.tanh(z)
+        return -2 * (1 - t * t) * (1 - 3 * t * t)
+    if name == "softplus":
+        s = torch.sigmoid(z)
+        return torch.where(z > SOFTPLUS_THRESHOLD, torch.zeros_like(s), s * (1 - s) * (1 - 2 * s))
+    raise ValueError(f"no closed form for activation {name!r} (smooth ones: {', '.join(SMOOTH_ACTIVATIONS)})")
+
+
 def activation_derivatives(name: str, z: torch.Tensor) -> ActivationDerivatives:
     """φ and its first two derivatives for sigmoid, tanh and softplus (torch's beta=1, threshold=20)."""
     if name == "sigmoid":
@@ -158,7 +172,7 @@ class SampleFactors:
         ⟨S_n, S_m⟩_F = s_packed[n] · s_packed[m];
     a_mat (B, c, h): A_n = S_n W2 D_n;  v_mat (B, c, h): V_n = (W2 − 1 g_nᵀ) D_n with g_n = W2ᵀp_n, so that
         A_n = diag(p_n) V_n and D_n W2ᵀ S_n W2 D_n = A_nᵀ V_n = V_nᵀ diag(p_n) V_n (a sum of c PSD terms);
-    act_curv (B, h) = φ''(z_n) ⊙ δ_n, so M_n = A_nᵀ V_n + diag(act_curv_n);
+    act_curv (B, h) = φ''(z_n) ⊙ δ_n, so M_n = G_n + diag(act_curv_n) with G_n = A_nᵀ V_n (:meth:`g_blocks`);
     b_flat (B, c·h): A_n diag(a_n);  rd_flat (B, c·h): r_n φ'_nᵀ;
     trace_s (B,) = tr S_n; trace_m (B,) = tr M_n; x_sq (B,) = ||x_n||²; a_sq (B,) = ||a_n||²;
     weight (B,) the sample weights w_n.
@@ -186,14 +200,26 @@ class SampleFactors:
         """(B, c·h): A_n flattened, so ⟨A_n, A_m⟩_F = a_flat[n] · a_flat[m]."""
         return self.a_mat.flatten(1)
 
-    def m_packed(self) -> torch.Tensor:
-        """(B, h(h+1)/2): M_n packed like s_packed (upper triangle, off-diagonal × √2), from one batched
-        product A_nᵀ V_n and a gather of its upper triangle."""
-        h = self.dphi.shape[1]
-        layout = packed_layout(h, self.dphi.dtype, self.dphi.device)
-        full = torch.bmm(self.a_mat.transpose(1, 2), self.v_mat).flatten(1)  # (B, h²)
-        packed = full.index_select(1, layout.flat) * layout.scale
-        return packed.index_add(1, layout.diagonal, self.act_curv)
+    @functools.cached_property
+    def g_diag(self) -> torch.Tensor:
+        """(B, h): the diagonal of G_n = A_nᵀ V_n = D_n W2ᵀ S_n W2 D_n (M_n without its φ'' term)."""
+        return (self.a_mat * self.v_mat).sum(1)
+
+    @functools.cached_property
+    def g_blocks(self) -> tuple[torch.Tensor, ...]:
+        """Feature blocks of G_n = A_nᵀ V_n whose Gram matrices sum to ⟨G_n, G_m⟩_F: with the hidden units
+        split in halves, (B, h1·h) = [G11 | √2·G12] and (B, h2²) = G22 (G21 = G12ᵀ counted by the √2).
+        Two batched products and no gather: 3h²/4 numbers per example instead of h² (or the h(h+1)/2 of a
+        packed triangle, whose gather and scale cost more memory traffic than they save)."""
+        a, v = self.a_mat, self.v_mat
+        h = v.shape[2]
+        h1 = h // 2
+        blocks = [torch.bmm(a[:, :, h1:].transpose(1, 2), v[:, :, h1:]).flatten(1)]  # G22
+        if h1:
+            scale = torch.ones(h, dtype=v.dtype, device=v.device)
+            scale[h1:] = math.sqrt(2.0)
+            blocks.insert(0, torch.bmm(a[:, :, :h1].transpose(1, 2), v * scale).flatten(1))
+        return tuple(blocks)
 
 
 def _augment(t: torch.Tensor, with_one: bool) -> torch.Tensor:
@@ -202,14 +228,12 @@ def _augment(t: torch.Tensor, with_one: bool) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class PackedLayout:
-    """Upper-triangle positions of an n×n symmetric matrix: ``rows``, ``cols`` (n(n+1)/2,), ``flat`` =
-    rows·n + cols (positions in the row-major flattened matrix), ``diagonal`` (n,) the positions of the
-    diagonal entries, ``scale`` 1 on the diagonal and √2 off it, so that for packed
+    """Upper-triangle positions of an n×n symmetric matrix: ``rows``, ``cols`` (n(n+1)/2,), ``diagonal`` (n,)
+    the positions of the diagonal entries, ``scale`` 1 on the diagonal and √2 off it, so that for packed
     p(X) = X[rows, cols]·scale, ⟨X, Y⟩_F = p(X)·p(Y) for symmetric X, Y."""
 
     rows: torch.Tensor
     cols: torch.Tensor
-    flat: torch.Tensor
     diagonal: torch.Tensor
     scale: torch.Tensor
 
@@ -221,7 +245,7 @@ def packed_layout(n: int, dtype: torch.dtype, device: torch.device) -> PackedLay
     on_diagonal = rows == cols
     scale = torch.full(rows.shape, math.sqrt(2.0), dtype=dtype, device=device)
     scale[on_diagonal] = 1.0
-    return PackedLayout(rows, cols, rows * n + cols, on_diagonal.nonzero()[:, 0], scale)
+    return PackedLayout(rows, cols, on_diagonal.nonzero()[:, 0], scale)
 
 
 def packed_outer_columns(vectors: torch.Tensor, layout: PackedLayout) -> torch.Tensor:
@@ -250,16 +274,24 @@ def class_pairs(c: int, dtype: torch.dtype, device: torch.device) -> ClassPairs:
     )
 
 
-def sample_factors(
-    params: ThreeLayerParams, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor
-) -> SampleFactors:
-    """The factors of the examples x (B, d) (already flattened), labels y (B,), weights (B,).
+@dataclass(frozen=True)
+class NetPass:
+    """One forward pass of a block of B examples and what the Hessian factors are built from: z (B, h)
+    the hidden pre-activations, act φ(z), φ'(z), φ''(z), logits (B, c), p (B, c) the softmax, r = p − e_y,
+    centered (B, c, h) rows w_i − W2ᵀp, delta (B, h) = W2ᵀr."""
 
-    Nothing is formed by cancellation, so confident predictions (p_y → 1) keep their digits:
-    S = diag(p) − ppᵀ = Σ_{i<j} p_i p_j (e_i − e_j)(e_i − e_j)ᵀ; w_i − W2ᵀp = Σ_j p_j (w_i − w_j) (w_i the
-    rows of W2), so W2ᵀ S W2 = Σ_i p_i (w_i − W2ᵀp)(w_i − W2ᵀp)ᵀ is a sum of PSD terms; r_y = −Σ_{k≠y} p_k.
-    Cost O(B·(d·h + c²·h)) multiply-adds; memory O(B·(d + 4c·h)) numbers.
-    """
+    z: torch.Tensor
+    act: ActivationDerivatives
+    logits: torch.Tensor
+    p: torch.Tensor
+    r: torch.Tensor
+    centered: torch.Tensor
+    delta: torch.Tensor
+
+
+def net_pass(params: ThreeLayerParams, x: torch.Tensor, y: torch.Tensor) -> NetPass:
+    """The forward pass of x (B, d) (already flattened), labels y (B,). No cancellation: w_i − W2ᵀp =
+    −Σ_j p_j (w_j − w_i) and r_y = −Σ_{k≠y} p_k, so confident predictions (p_y → 1) keep their digits."""
     w1, w2 = params.w1, params.w2
     c, h = params.num_classes, params.hidden
     z = x @ w1.T if params.b1 is None else torch.addmm(params.b1, x, w1.T)
@@ -268,27 +300,46 @@ def sample_factors(
     p = torch.softmax(logits, dim=1)
     label = y[:, None]
     r = p.scatter(1, label, -p.scatter(1, label, 0.0).sum(dim=1, keepdim=True))  # p − e_y
-    # centered[n, i] = w_i − W2ᵀp_n = −Σ_j p_n[j] (w_j − w_i)
     differences = (w2[None, :, :] - w2[:, None, :]).transpose(0, 1).reshape(c, c * h)  # [j, (i, a)]
     centered = -(p @ differences).reshape(-1, c, h)
     delta = -centered.gather(1, label[:, :, None].expand(-1, 1, h))[:, 0]  # W2ᵀ r = W2ᵀp − w_y
-    pairs = class_pairs(c, x.dtype, x.device)
+    return NetPass(z, act, logits, p, r, centered, delta)
+
+
+def sample_factors(
+    params: ThreeLayerParams,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weight: torch.Tensor,
+    net: NetPass | None = None,
+) -> SampleFactors:
+    """The factors of the examples x (B, d) (already flattened), labels y (B,), weights (B,), from their
+    forward pass ``net`` (computed here when None).
+
+    Nothing is formed by cancellation, so confident predictions (p_y → 1) keep their digits:
+    S = diag(p) − ppᵀ = Σ_{i<j} p_i p_j (e_i − e_j)(e_i − e_j)ᵀ, and W2ᵀ S W2 = Σ_i p_i (w_i − W2ᵀp)(w_i −
+    W2ᵀp)ᵀ (w_i the rows of W2) is a sum of PSD terms (see :func:`net_pass`).
+    Cost O(B·(d·h + c²·h)) multiply-adds; memory O(B·(d + 4c·h)) numbers.
+    """
+    net = net if net is not None else net_pass(params, x, y)
+    p, act = net.p, net.act
+    pairs = class_pairs(params.num_classes, x.dtype, x.device)
     pair_weights = p[:, pairs.first] * p[:, pairs.second]  # (B, c(c−1)/2): p_i p_j, i < j
-    v_mat = centered * act.first[:, None, :]  # (B, c, h): (w_i − W2ᵀp) φ'
+    v_mat = net.centered * act.first[:, None, :]  # (B, c, h): (w_i − W2ᵀp) φ'
     a_mat = p[:, :, None] * v_mat  # S W2 D = diag(p) (W2 − 1 gᵀ) D
-    act_curv = act.second * delta  # φ'' ⊙ W2ᵀr: the activation-curvature term of M
+    act_curv = act.second * net.delta  # φ'' ⊙ W2ᵀr: the activation-curvature term of M
     return SampleFactors(
-        logits=logits,
+        logits=net.logits,
         x_aug=_augment(x, params.b1 is not None),
         a_aug=_augment(act.value, params.b2 is not None),
         s_packed=pair_weights @ pairs.softmax_basis.T,
-        r=r,
+        r=net.r,
         dphi=act.first,
         a_mat=a_mat,
         v_mat=v_mat,
         act_curv=act_curv,
         b_flat=(a_mat * act.value[:, None, :]).flatten(1),
-        rd_flat=(r[:, :, None] * act.first[:, None, :]).flatten(1),
+        rd_flat=(net.r[:, :, None] * act.first[:, None, :]).flatten(1),
         trace_s=2 * pair_weights.sum(1),
         trace_m=(a_mat * v_mat).sum((1, 2)) + act_curv.sum(1),
         x_sq=x.pow(2).sum(1),

@@ -27,7 +27,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -44,23 +43,70 @@ from hessdyn.curvature.three_layer_factors import (
 DEFAULT_BLOCK_SIZE = 512
 
 
-class _WeightedGram(torch.autograd.Function):
-    """Σ_{n,m} K[n,m] F[n]·F[m] = ⟨F, K F⟩ for a symmetric K: one (B, B)·(B, f) product forward, whose result
-    is the backward's 2·K F; ∂/∂K = F Fᵀ only when K needs a gradient. Plain autograd through F Fᵀ would
-    spend two products on F's gradient."""
+@dataclass(frozen=True)
+class SameBlockProducts:
+    """The (B, B) kernels and the matrix products of Σ_{n,m∈I} w_n w_m ⟨H_n, H_m⟩_F over one block I, kept
+    so that a hand-written backward (:mod:`hessdyn.curvature.three_layer_grad`) reuses them.
 
-    @staticmethod
-    def forward(ctx: Any, kernel: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
-        kf = kernel @ feats
-        ctx.save_for_backward(feats, kf)
-        return torch.dot(feats.reshape(-1), kf.reshape(-1))
+    ww = w_n w_m; kx = x̃_nᵀx̃_m; ka = ã_nᵀã_m; wk = ww·kx; s_gram = ⟨S_n, S_m⟩; g_blocks, kg_blocks: the
+    feature blocks of G (:meth:`SampleFactors.g_blocks`) and (wk·kx) @ block; k_e = (wk·kx) @ e;
+    ka_a = (wk·ka) @ A; wk_rd = wk @ R (flattened); gram_r = ⟨R_n, R_m⟩ = (r_n·r_m)(φ'_n·φ'_m)."""
 
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        feats, kf = ctx.saved_tensors
-        grad_kernel = (feats @ feats.T).mul_(grad) if ctx.needs_input_grad[0] else None
-        grad_feats = kf.mul(2 * grad) if ctx.needs_input_grad[1] else None
-        return grad_kernel, grad_feats
+    ww: torch.Tensor
+    kx: torch.Tensor
+    ka: torch.Tensor
+    wk: torch.Tensor
+    s_gram: torch.Tensor
+    g_blocks: tuple[torch.Tensor, ...]
+    kg_blocks: tuple[torch.Tensor, ...]
+    k_e: torch.Tensor
+    ka_a: torch.Tensor
+    wk_rd: torch.Tensor
+    gram_r: torch.Tensor
+
+
+def same_block_products(f: SampleFactors) -> SameBlockProducts:
+    ww = f.weight[:, None] * f.weight[None, :]
+    kx = f.x_aug @ f.x_aug.T
+    ka = f.a_aug @ f.a_aug.T
+    wk = ww * kx
+    kernel_m = wk * kx
+    blocks = f.g_blocks
+    return SameBlockProducts(
+        ww=ww,
+        kx=kx,
+        ka=ka,
+        wk=wk,
+        s_gram=f.s_packed @ f.s_packed.T,
+        g_blocks=blocks,
+        kg_blocks=tuple(kernel_m @ b for b in blocks),
+        k_e=kernel_m @ f.act_curv,
+        ka_a=(wk * ka) @ f.a_flat,
+        wk_rd=wk @ f.rd_flat,
+        gram_r=(f.r @ f.r.T) * (f.dphi @ f.dphi.T),
+    )
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.dot(a.reshape(-1), b.reshape(-1))
+
+
+def same_block_sum(f: SampleFactors, pr: SameBlockProducts) -> torch.Tensor:
+    """Σ_{n,m∈I} w_n w_m ⟨H_n, H_m⟩_F from the products: ⟨S_n, S_m⟩ ka² + ⟨M_n, M_m⟩ kx² (M_n = G_n +
+    diag(e_n): the G Grams plus ⟨2 diag G + e, (wk·kx) e⟩) + 2 kx (⟨A_n, A_m⟩ ka + ⟨R_n, R_m⟩) + 4 kx ⟨B_n, R_m⟩
+    (the two cross products are equal in a symmetric sum)."""
+    total = (pr.ww * pr.ka * pr.ka * pr.s_gram).sum()
+    total = total + sum(_dot(b, kb) for b, kb in zip(pr.g_blocks, pr.kg_blocks, strict=True))
+    total = total + _dot(2 * f.g_diag + f.act_curv, pr.k_e)
+    total = total + 2 * (_dot(f.a_flat, pr.ka_a) + (pr.wk * pr.gram_r).sum())
+    return total + 4 * _dot(f.b_flat, pr.wk_rd)
+
+
+def _m_term_cross(fi: SampleFactors, fj: SampleFactors, kernel: torch.Tensor) -> torch.Tensor:
+    """Σ_{n∈I, m∈J} K[n,m] ⟨M_n, M_m⟩_F for two different blocks."""
+    total = sum(_dot(bi, kernel @ bj) for bi, bj in zip(fi.g_blocks, fj.g_blocks, strict=True))
+    gi, gj, ei, ej = fi.g_diag, fj.g_diag, fi.act_curv, fj.act_curv
+    return total + (kernel * (gi @ ej.T + ei @ gj.T + ei @ ej.T)).sum()
 
 
 def pair_sum(fi: SampleFactors, fj: SampleFactors, *, same: bool) -> torch.Tensor:
@@ -69,23 +115,17 @@ def pair_sum(fi: SampleFactors, fj: SampleFactors, *, same: bool) -> torch.Tenso
     The terms, in the notation of docs/flat_minima.md: ⟨S_n, S_m⟩ ka², ⟨M_n, M_m⟩ kx², and twice
     kx·(⟨A_n, A_m⟩ ka + ⟨B_n, R_m⟩ + ⟨R_n, B_m⟩ + ⟨R_n, R_m⟩), each a Gram matrix of per-sample features.
     """
+    if same:
+        return same_block_sum(fi, same_block_products(fi))
     ww = fi.weight[:, None] * fj.weight[None, :]
     kx = fi.x_aug @ fj.x_aug.T
     ka = fi.a_aug @ fj.a_aug.T
     wk = ww * kx
     total = (ww * ka * ka * (fi.s_packed @ fj.s_packed.T)).sum()
-    gram_r = (fi.r @ fj.r.T) * (fi.dphi @ fj.dphi.T)  # ⟨R_n, R_m⟩
-    if same:
-        m_packed = fi.m_packed()
-        total = total + _WeightedGram.apply(wk * kx, m_packed)
-        total = total + 2 * _WeightedGram.apply(wk * ka, fi.a_flat)
-        cross = 2 * torch.dot(fi.b_flat.reshape(-1), (wk @ fi.rd_flat).reshape(-1))
-    else:
-        total = total + torch.dot(fi.m_packed().reshape(-1), ((wk * kx) @ fj.m_packed()).reshape(-1))
-        total = total + 2 * ((wk * ka) * (fi.a_flat @ fj.a_flat.T)).sum()
-        cross = torch.dot(fi.b_flat.reshape(-1), (wk @ fj.rd_flat).reshape(-1)) + torch.dot(
-            fi.rd_flat.reshape(-1), (wk @ fj.b_flat).reshape(-1)
-        )
+    total = total + _m_term_cross(fi, fj, wk * kx)
+    total = total + 2 * ((wk * ka) * (fi.a_flat @ fj.a_flat.T)).sum()
+    gram_r = (fi.r @ fj.r.T) * (fi.dphi @ fj.dphi.T)
+    cross = _dot(fi.b_flat, wk @ fj.rd_flat) + _dot(fi.rd_flat, wk @ fj.b_flat)
     return total + 2 * ((wk * gram_r).sum() + cross)
 
 

@@ -7,11 +7,12 @@ smooth three-layer net:
 
     U_WS(θ) = μ + s·sqrt(P − 1),   μ = tr(H)/P,   s² = tr(H²)/P − μ²      (Wolkowicz & Styan 1980).
 
-tr(H) and tr(H²) come from the exact closed form of :mod:`hessdyn.curvature.three_layer_traces`, and the
-gradient ∇_θ U_WS is autograd through that closed form (third derivatives of the net, taken exactly; no
-finite differences, no sampling). Omae et al. derive the same gradient by hand ("closed-form steepest
-descent direction"); the papers' equation numbers could not be read from the sources available here, so
-the formulas are derived again in docs/flat_minima.md.
+tr(H) and tr(H²) come from the exact closed form of :mod:`hessdyn.curvature.three_layer_traces`; the
+gradient ∇_θ U_WS is the reverse-mode chain rule through that closed form, written out by hand in
+:mod:`hessdyn.curvature.three_layer_grad` (third derivatives of the net, exact; no finite differences, no
+sampling; checked against autograd through the closed form to 1e-10). Omae et al. derive the gradient
+by hand too ("closed-form steepest descent direction"); the papers' equation numbers could not be read
+from the sources available here, so the formulas are derived again in docs/flat_minima.md.
 
 Other models are refused (``hessdyn.config.flat_minima.check_regularizer``), not approximated. A
 Hutchinson variant cannot give an unbiased gradient of U_WS: with c = sqrt(P − 1),
@@ -23,8 +24,8 @@ a biased gradient (and each ∇tr(H²) sample costs a third-order, Hessian-of-HV
 penalty whose gradient is off by an unknown bias would confound exactly the comparison the experiment
 makes, so hessdyn offers HSR only where it is exact.
 
-Cost per step (B examples, d inputs, h hidden units, c classes): O(B²(d + h²/2 + 4ch)) multiply-adds
-forward, about the same again backward; memory O(B·(d + 3h²/2 + 3ch) + B²). See scripts/bench_flat.py.
+Cost per step (B examples, d inputs, h hidden units, c classes): O(B²(d + 3h²/4 + 2ch)) multiply-adds
+forward, O(B²(2ch) + B·c·h²) backward; memory O(B·(d + 3h²/4 + 5ch) + B²). See scripts/bench_flat.py.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ import torch
 from torch import nn
 
 from hessdyn.curvature.three_layer_factors import three_layer_params
-from hessdyn.curvature.three_layer_traces import sample_weights, trace_terms
+from hessdyn.curvature.three_layer_grad import exact_traces_with_gradient
+from hessdyn.curvature.three_layer_traces import sample_weights
 
 
 @dataclass(frozen=True)
@@ -95,8 +97,8 @@ def hsr_penalty(
     params = three_layer_params(model)
     flat = x.reshape(x.shape[0], -1).to(params.w1.dtype)
     w = sample_weights(x.shape[0], weights, params.w1.dtype).to(flat.device)
-    terms = trace_terms(params, flat, y, w, block_size=max(x.shape[0], 1))
-    bound = ws_upper_bound(terms.trace, terms.trace_sq, terms.size).upper
+    terms = exact_traces_with_gradient(params, flat, y, w)
+    bound = ws_upper_bound(terms.trace, terms.trace_sq, params.size).upper
     return HSRPenalty(
         penalty=beta * bound,
         bound=bound,
