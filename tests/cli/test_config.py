@@ -88,7 +88,7 @@ def test_multirun_expands_every_job() -> None:
         ("regularizer.beta=0.1", r"invalid value for 'regularizer.beta': regularizer=none has no penalty"),
         (  # an optional group: Hydra itself would silently run the defaults
             "experiment=quickstrat",
-            r"unknown experiment 'quickstrat' \(choose from: lr_sweep, noise_curvature, optimizer_dynamics, quickstart, ",
+            r"unknown experiment 'quickstrat' \(choose from: flat_minima, lr_sweep, noise_curvature, optimizer_dynamics, quickstart, ",
         ),
     ],
 )
@@ -151,3 +151,31 @@ def test_the_noise_curvature_sweep_expands_to_every_combination() -> None:
     the test short), each job composed and validated."""
     narrowed = ["experiment=noise_curvature", "optimizer=sgd", "seed=0"]
     assert preflight("train", narrowed, multirun=True, check=None) == 24
+
+
+def test_flat_minima_arms_are_one_sweep_axis_the_report_tells_apart() -> None:
+    from omegaconf import OmegaConf
+
+    from hessdyn.commands.preflight import compose_jobs
+    from hessdyn.report.runs import _group_of, group_keys
+
+    jobs = compose_jobs("train", ["experiment=flat_minima"], multirun=True)
+    assert len(jobs) == 6 * 3  # six arms, three seeds
+    labels = {}
+    for cfg in jobs:
+        tree = OmegaConf.to_container(cfg, resolve=False)
+        arm = cfg.hydra.runtime.choices["arm"] if "arm" in cfg.hydra.runtime.choices else None
+        label, _ = _group_of(group_keys(cfg.report.group_by), [tree])
+        labels.setdefault(label, set()).add(arm)
+        assert cfg.model.name == "three_layer" and cfg.trainer.stop_at_train_loss == 0.05
+    assert all(len(arms) == 1 for arms in labels.values()), labels  # one group per arm
+    assert sorted(labels) == [
+        "adam, beta=0",
+        "sam, beta=0",
+        "sgd, beta=0",
+        "sgd, beta=0.01",
+        "sgd, beta=0.1",
+        "sgd, beta=1",
+    ]
+    with pytest.raises(HessdynError, match=r"unknown arm 'nope' \(choose from: adam, hsr_1e-1, "):
+        preflight("train", ["experiment=flat_minima", "arm=nope"], multirun=False, check=None)
