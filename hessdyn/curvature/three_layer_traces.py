@@ -17,9 +17,11 @@ with ``B_n = A_n diag(a_n)`` and ``R_n = r_n φ'_nᵀ``. These are the two trace
 closed form (checked against dense Hessians to 1e-10), so the bound built on them is the WS bound of the
 exact spectrum moments, with no further approximation.
 
-Cost: tr(H) is O(N(dh + c²h²/4)); tr(H²) is a sum over sample pairs, O(N²(d + h²/2 + 4ch)) multiply-adds in
+Cost: tr(H) is O(N(dh + ch²)); tr(H²) is a sum over sample pairs, O(N²(d + 3h²/4 + 3ch)) multiply-adds in
 matrix products, computed block by block over ``block_size`` examples (only blocks I ≤ J; the symmetric
-pairs count twice). Memory: O(block_size·(d + 3h²/2 + 3ch) + block_size²) numbers, independent of N.
+pairs count twice). Memory: O(block_size·(d + 3h²/4 + 4ch) + block_size²) numbers, independent of N.
+Differentiable by autograd (the reference the hand-written backward of
+:mod:`hessdyn.curvature.three_layer_grad`, used for HSR, is tested against).
 """
 
 from __future__ import annotations

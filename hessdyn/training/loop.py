@@ -216,8 +216,10 @@ class _Session:
             device=self.device, dtype=self.dtype
         )
         self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
-        self.objective = TrainingObjective(self.model, cfg.regularizer, cfg.trainer.grad_clip)
         self.plan = plan_steps(cfg, len(self.data.train))
+        self.objective = TrainingObjective(
+            self.model, cfg.regularizer, cfg.trainer.grad_clip, self.plan.batch_size
+        )
         self.ckpt_set = set(self.plan.checkpoint_steps)
         self.sampler = _Sampler(len(self.data.train), self.plan.batch_size, cfg.seed + _SAMPLER_SEED_OFFSET)
         self.aug_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + _AUGMENT_SEED_OFFSET)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hessdyn.config import schema as s
+from hessdyn.config.errors import ConfigValueError
 from hessdyn.training.hsr import hsr_penalty
 
 
@@ -43,13 +44,26 @@ class BatchTerms:
         return self.loss + (self.penalty or 0.0)
 
 
-class TrainingObjective:
-    """Forward and backward passes of ``model`` on minibatches, for the configured regularizer."""
+# HSR's closed form holds a few B × B matrices per step (at 4,096 examples ~70 MB each in float32).
+HSR_MAX_BATCH = 4096
 
-    def __init__(self, model: nn.Module, regularizer: s.RegularizerConfig, grad_clip: float | None) -> None:
+
+class TrainingObjective:
+    """Forward and backward passes of ``model`` on minibatches of up to ``batch_size`` examples, for the
+    configured regularizer. Raises ConfigValueError for an HSR batch above :data:`HSR_MAX_BATCH`."""
+
+    def __init__(
+        self, model: nn.Module, regularizer: s.RegularizerConfig, grad_clip: float | None, batch_size: int
+    ) -> None:
         self.model = model
         self.beta = float(regularizer.beta) if isinstance(regularizer, s.HSRConfig) else None
         self.grad_clip = grad_clip
+        if self.beta is not None and batch_size > HSR_MAX_BATCH:
+            raise ConfigValueError(
+                "trainer.batch_size",
+                f"regularizer=hsr forms batch × batch matrices; a batch of {batch_size} examples is above "
+                f"{HSR_MAX_BATCH}: set trainer.batch_size <= {HSR_MAX_BATCH}",
+            )
 
     @property
     def regularized(self) -> bool:

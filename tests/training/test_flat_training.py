@@ -113,7 +113,7 @@ def test_the_objective_gradient_is_data_loss_plus_penalty() -> None:
 
     model = build_model(cfg.model, (1, 8, 8), 10).double()
     x, y = torch.randn(20, 1, 8, 8, dtype=torch.float64), torch.randint(0, 10, (20,))
-    objective = TrainingObjective(model, cfg.regularizer, grad_clip=None)
+    objective = TrainingObjective(model, cfg.regularizer, grad_clip=None, batch_size=20)
     terms = objective.backward(x, y)
     got = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
@@ -125,6 +125,17 @@ def test_the_objective_gradient_is_data_loss_plus_penalty() -> None:
     assert terms.penalty == pytest.approx(float(penalty), rel=1e-12)
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)
+
+
+def test_an_hsr_batch_too_large_for_its_b_by_b_matrices_is_one_line_before_training(tmp_path) -> None:
+    from hessdyn.config.errors import ConfigValueError
+
+    cfg = typed_config(["model=three_layer", "regularizer=hsr", "trainer.batch_size=null"])
+    model = torch.nn.Linear(2, 2)
+    TrainingObjective(model, cfg.regularizer, None, batch_size=4096)
+    with pytest.raises(ConfigValueError, match=r"'trainer.batch_size': regularizer=hsr forms batch × batch"):
+        TrainingObjective(model, cfg.regularizer, None, batch_size=4097)
+    TrainingObjective(model, typed_config([]).regularizer, None, batch_size=60000)  # no penalty: no limit
 
 
 def test_runs_without_a_regularizer_keep_the_hash_of_runs_trained_before_the_group_existed() -> None:
