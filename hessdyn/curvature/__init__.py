@@ -6,6 +6,14 @@ Flat vectors follow `ParamLayout` order (`model.named_parameters()` restricted t
 
 from hessdyn.curvature.build import Curvature, curvature_operator, flat_gradient
 from hessdyn.curvature.dense import dense_matrix, exact_diagonal
+from hessdyn.curvature.distributed import (
+    DistributedOperator,
+    DistributedRisk,
+    RankFailure,
+    RanksDiverged,
+    distributed_curvature_operator,
+    distributed_risk,
+)
 from hessdyn.curvature.ggn import GGNOperator
 from hessdyn.curvature.gradient_moments import (
     CovarianceOperator,
@@ -33,6 +41,7 @@ from hessdyn.curvature.risk import (
     has_batchnorm,
     select_hessian_set,
 )
+from hessdyn.curvature.sharding import Shard, shard_hessian_set
 from hessdyn.curvature.three_layer_factors import is_three_layer
 from hessdyn.curvature.three_layer_traces import ThreeLayerTraces, three_layer_traces
 
@@ -41,6 +50,8 @@ __all__ = [
     "Curvature",
     "CurvatureOperator",
     "DiagonalConjugate",
+    "DistributedOperator",
+    "DistributedRisk",
     "EmpiricalRisk",
     "GGNOperator",
     "GradientMomentDiagonals",
@@ -56,16 +67,22 @@ __all__ = [
     "NonFiniteCurvature",
     "ParamLayout",
     "PerSampleGradientsUndefined",
+    "RankFailure",
+    "RanksDiverged",
     "SecondMomentOperator",
+    "Shard",
     "ThreeLayerTraces",
     "cast_model",
     "curvature_operator",
     "dense_matrix",
     "exact_diagonal",
+    "distributed_curvature_operator",
+    "distributed_risk",
     "flat_gradient",
     "gradient_moment_diagonals",
     "has_batchnorm",
     "is_three_layer",
     "select_hessian_set",
+    "shard_hessian_set",
     "three_layer_traces",
 ]

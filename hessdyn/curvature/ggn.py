@@ -19,6 +19,8 @@ class GGNOperator(CurvatureOperator):
     the derivative of Jᵀu with respect to u.
     """
 
+    mean_over_examples = True
+
     def __init__(self, risk: EmpiricalRisk, *, cache_graph: bool = True) -> None:
         super().__init__(risk.layout, risk.dtype, risk.device, risk.mode)
         self.risk = risk

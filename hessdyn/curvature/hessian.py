@@ -22,6 +22,8 @@ class HessianOperator(CurvatureOperator):
         instead of 2.05 on the benchmark MLP, see hvp.py); `cache_graph=False` turns that off, trading time for memory.
     """
 
+    mean_over_examples = True
+
     def __init__(
         self,
         risk: EmpiricalRisk,

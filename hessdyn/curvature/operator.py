@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import torch
 
@@ -21,7 +22,16 @@ class CurvatureOperator(ABC):
     `matvec` maps (P,) -> (P,), `matmat` maps (P, m) -> (P, m), in `dtype` on `device` (inputs of another
     floating dtype are cast). `num_hvps` counts vector products: a block of m counts m. A product with an
     inf or NaN entry raises NonFiniteCurvature, so no solver ever works on garbage.
+
+    `mean_over_examples` is True for an operator whose matrix is a mean over the examples of its data set
+    (weights n_b/N summing to 1) plus a term that does not depend on the data (weight decay): over disjoint
+    shards of one set, the matrix of the whole set is then the share-weighted sum Σ_r (N_r/N)·A_r, which is
+    what `hessdyn.curvature.distributed` relies on (with batch norm in train mode the mean runs over batches,
+    so shards must hold whole batches: `shard_hessian_set(..., batch_size=...)`). Anything else (a centered covariance, a conjugate, an
+    explicit matrix) keeps False and cannot be sharded as is.
     """
+
+    mean_over_examples: ClassVar[bool] = False
 
     def __init__(
         self, layout: ParamLayout, dtype: torch.dtype, device: torch.device, mode: HessianMode | None = None
