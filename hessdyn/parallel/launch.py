@@ -127,19 +127,14 @@ def _launch_variables(env: Mapping[str, str]) -> tuple[int, int, int]:
     return rank, world_size, int(env.get("LOCAL_RANK", rank))
 
 
-def init_distributed(
-    device: str = "auto",
-    *,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    env: Mapping[str, str] | None = None,
-) -> DistributedContext:
-    """Join the launch's process groups and check that the ranks match; see the module docstring.
+def init_distributed(device: str = "auto", *, timeout_s: float = DEFAULT_TIMEOUT_S) -> DistributedContext:
+    """Join the launch's process groups (env:// variables in os.environ) and check that the ranks match;
+    see the module docstring.
 
     device: "auto" (CUDA when visible, else the CPU), "cpu" or "cuda". timeout_s: how long a collective
     waits for the other ranks before it fails (see DEFAULT_TIMEOUT_S). Collective: every rank calls it.
     """
-    env = os.environ if env is None else env
-    rank, world_size, local_rank = _launch_variables(env)
+    rank, world_size, local_rank = _launch_variables(os.environ)
     dev = rank_device(str(getattr(device, "value", device)), local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
@@ -172,10 +167,10 @@ def shutdown(ctx: DistributedContext) -> None:
 
 @contextmanager
 def distributed_session(
-    device: str = "auto", *, timeout_s: float = DEFAULT_TIMEOUT_S, env: Mapping[str, str] | None = None
+    device: str = "auto", *, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> Iterator[DistributedContext]:
     """`init_distributed` for the duration of a with-block; the groups are left however the block ends."""
-    ctx = init_distributed(device, timeout_s=timeout_s, env=env)
+    ctx = init_distributed(device, timeout_s=timeout_s)
     try:
         yield ctx
     finally:
