@@ -13,15 +13,17 @@ configuration runs in fresh processes, round robin, `--repeats` times; the faste
 Per configuration: seconds per single-vector product (median of --products), the split of a product on
 rank 0 into computing its share, the all_reduce (including waiting for the other rank) and the input
 check; the all_reduce of a P-vector alone; a top-k solve (k 20, tol 1e-3): seconds and products; memory
-per rank (resident set after loading data and model, and its peak). The load average is printed with each
+per rank: the resident set once torch, hessdyn, the model and the Hessian set are loaded (base), and what
+the operator adds after its products (ops) and at the peak of the solve (peak), both over base. The load average is printed with each
 run: the machine may be shared, so read the ratios, which are measured side by side.
 
---model wrn (--depth, --width) times a wide ResNet on CIFAR-10-format data under --data-root
-(scripts/make_cifar_like.py writes such data); --device cuda times on a GPU (configurations 1x1 and
-1x1d: one rank per GPU). --allreduce-numel N also times a gloo all_reduce of N float64 numbers between
+--model wrn (--depth, --width; default 14-4, which Zagoruyko & Komodakis call WRN-16-4, 2.75M parameters)
+times a wide ResNet on CIFAR-10-format data under --data-root (scripts/make_cifar_like.py writes such
+data); --synthetic uses random inputs of the right shape instead of data (timing only); --device cuda
+times on a GPU (configurations 1x1 and 1x1d: one rank per GPU). --allreduce-numel N also times a gloo all_reduce of N float64 numbers between
 two processes (27e6 for a WRN-20-10). Without the data the script says so and exits 0.
 
-usage: python scripts/bench_distributed.py [--data-root DIR] [--n 5000] [--k 20] [--repeats 2]
+usage: python scripts/bench_distributed.py [--data-root DIR | --synthetic] [--n 5000] [--k 20] [--repeats 2]
        [--products 10] [--configs 1x1 1x2 2x1 1x1d] [--model mlp|wrn] [--device cpu|cuda]
        [--dtype float64|float32] [--no-solve] [--json FILE] [--allreduce-numel N]
        [--omp-wait-policy active|passive]
@@ -64,6 +66,8 @@ def build_model(spec: dict[str, Any]) -> torch.nn.Module:
 
 
 def find_data(args: argparse.Namespace) -> Path | None:
+    if args.synthetic:
+        return Path(".")
     root = Path(args.data_root)
     if args.model == "mlp":
         return root if (root / "MNIST" / "raw").is_dir() or (root / "raw").is_dir() else None
@@ -73,14 +77,19 @@ def find_data(args: argparse.Namespace) -> Path | None:
 def prepare(args: argparse.Namespace, folder: Path) -> Path:
     """Train (MLP) or initialize (WRN) the model, pick the Hessian set, save both for the workers."""
     torch.manual_seed(0)
-    if args.model == "mlp":
+    if args.synthetic:  # timing only: random images of the right shape, random labels
+        gen = torch.Generator().manual_seed(0)
+        shape = (1, 28, 28) if args.model == "mlp" else (3, 32, 32)
+        x, y = torch.randn(args.n, *shape, generator=gen), torch.randint(0, 10, (args.n,), generator=gen)
+    elif args.model == "mlp":
         splits = load_dataset(MNISTConfig(root=str(args.data_root)), torch.device("cpu"), torch.float32)
+        x, y = splits.train.x, splits.train.y
     else:
         splits = load_dataset(CIFAR10Config(root=str(args.data_root)), torch.device("cpu"), torch.float32)
+        x, y = splits.train.x, splits.train.y
     spec = {"model": args.model, "depth": args.depth, "width": args.width}
     model = build_model(spec)
-    x, y = splits.train.x, splits.train.y
-    if args.model == "mlp":  # one epoch of SGD: a spectrum with the structure of a trained net
+    if args.model == "mlp" and not args.synthetic:  # one epoch of SGD: the structure of a trained net
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))
         for i in range(0, x.shape[0], 128):
@@ -169,7 +178,7 @@ def worker(spec_path: Path, config: str, opts: dict[str, Any]) -> dict[str, Any]
     out: dict[str, Any] = {"config": config, "P": op.size, "N": int(hset.y.shape[0])}
     before = op.timings() if isinstance(op, DistributedOperator) else None
     times = timed_products(op, opts["products"], device)
-    out.update(product_s=statistics.median(times), product_min_s=min(times))
+    out.update(product_s=statistics.median(times), product_min_s=min(times), rss_ops_mb=rss_mb() - base)
     if before is not None:
         out.update(split(op, before))
         out["allreduce_s"] = allreduce_seconds(op.size, dtype, device, ctx.group, opts["products"])
@@ -180,7 +189,8 @@ def worker(spec_path: Path, config: str, opts: dict[str, Any]) -> dict[str, Any]
         out.update(solve_s=res.wall_seconds, solve_hvps=res.num_hvps, solve_converged=res.all_converged)
         if before is not None:
             out["solve_split"] = split(op, before)
-    out.update(rss_base_mb=base, rss_peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out.update(rss_base_mb=base, rss_peak_mb=max(peak - base, 0.0))
     if device.type == "cuda":
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     if ctx is not None:
@@ -221,12 +231,13 @@ def run_config(config: str, spec_path: Path, opts: dict[str, Any]) -> dict[str, 
     outputs = [p.communicate()[0] for p in procs]
     if any(p.returncode for p in procs):
         sys.exit(f"bench_distributed: configuration {config} failed (exit {[p.returncode for p in procs]})")
-    lines = [line for line in outputs[0].splitlines() if line.startswith("RESULT ")]
-    result = json.loads(lines[-1][len("RESULT ") :])
-    result["rss_peak_mb_all"] = [
-        json.loads([x for x in o.splitlines() if x.startswith("RESULT ")][-1][7:])["rss_peak_mb"]
+    per_rank = [
+        json.loads([line for line in o.splitlines() if line.startswith("RESULT ")][-1][len("RESULT ") :])
         for o in outputs
     ]
+    result = per_rank[0]
+    result["rss_ops_mb_all"] = [r.get("rss_ops_mb", 0.0) for r in per_rank]
+    result["rss_peak_mb_all"] = [r["rss_peak_mb"] for r in per_rank]
     return result
 
 
@@ -236,7 +247,7 @@ def fastest(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 def report(best: dict[str, dict[str, Any]], loads: list[tuple[str, float]]) -> None:
     print(
-        "\nconfig  product_s  min_s    compute_s reduce_s check_s  allreduce_s solve_s hvps  mem_base/peak_MB"
+        "\nconfig  product_s  min_s    compute_s reduce_s check_s  allreduce_s solve_s hvps  MB/rank: base +ops +peak"
     )
     for name, r in best.items():
         if name == "allreduce":
@@ -247,7 +258,7 @@ def report(best: dict[str, dict[str, Any]], loads: list[tuple[str, float]]) -> N
         )
         row += f"{r['allreduce_s']:.5f}    " if "allreduce_s" in r else "  -         "
         row += f"{r['solve_s']:6.2f}  {r['solve_hvps']:4d}  " if "solve_s" in r else "  -      -    "
-        row += f"{r['rss_base_mb']:.0f}/{max(r['rss_peak_mb_all']):.0f}"
+        row += f"{r['rss_base_mb']:.0f} +{max(r['rss_ops_mb_all']):.0f} +{max(r['rss_peak_mb_all']):.0f}"
         print(row)
     if "allreduce" in best:
         a = best["allreduce"]
@@ -287,7 +298,8 @@ def main() -> None:
         "--data-root", default=os.environ.get("HESSDYN_SHARED_DATA", str(REPO.parent / "shared" / "data"))
     )
     p.add_argument("--model", choices=["mlp", "wrn"], default="mlp")
-    p.add_argument("--depth", type=int, default=16)
+    p.add_argument("--synthetic", action="store_true", help="random inputs of the data's shape (timing only)")
+    p.add_argument("--depth", type=int, default=14, help="WRN depth, 6n+2 (14: Zagoruyko's WRN-16)")
     p.add_argument("--width", type=int, default=4)
     p.add_argument("--n", type=int, default=5000, help="Hessian-set size")
     p.add_argument(

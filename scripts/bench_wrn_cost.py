@@ -131,7 +131,9 @@ def main() -> None:
         f"{scale:.1f}x WRN-{args.depth}-{w}; scaled per-sample seconds on this CPU ({args.threads} thread(s)):"
     )
     for key in ("forward", "gradient", "hvp_kept", "hvp_rebuilt"):
-        print(f"  {key:12s} {rows[w][key] * scale:.3f} s   ({rows[w][key] / rows[w]['forward']:.2f}x forward)")
+        print(
+            f"  {key:12s} {rows[w][key] * scale:.3f} s   ({rows[w][key] / rows[w]['forward']:.2f}x forward)"
+        )
 
 
 if __name__ == "__main__":
