@@ -56,6 +56,24 @@ def forward_flops(model: nn.Module, shape: tuple[int, ...]) -> int:
     return total
 
 
+def activation_floats(model: nn.Module, shape: tuple[int, ...]) -> int:
+    """Numbers one sample's forward pass produces in leaf modules: a proxy for what the gradient graph
+    keeps (an HVP by double backward keeps this graph and its backward, a few times as much)."""
+    total = 0
+
+    def hook(_m: nn.Module, _inp, out: torch.Tensor) -> None:
+        nonlocal total
+        total += out.numel()
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, *shape))
+    for h in handles:
+        h.remove()
+    return total
+
+
 def best_of(fn, repeats: int) -> float:
     fn()  # warm-up
     times = []
@@ -125,6 +143,7 @@ def main() -> None:
     target = WideResNet(args.depth, args.target_width, 10)
     t_flops = forward_flops(target, (3, 32, 32)) / 1e9
     t_params = sum(q.numel() for q in target.parameters())
+    t_acts = activation_floats(target, (3, 32, 32))
     scale = t_flops / rows[w]["gflops"]
     print(
         f"\nWRN-{args.depth}-{args.target_width}: P = {t_params:,}, {t_flops:.2f} GFLOP per forward sample, "
@@ -134,6 +153,10 @@ def main() -> None:
         print(
             f"  {key:12s} {rows[w][key] * scale:.3f} s   ({rows[w][key] / rows[w]['forward']:.2f}x forward)"
         )
+    print(
+        f"forward activations (leaf-module outputs) per sample: {t_acts / 1e6:.2f}M numbers "
+        f"({4 * t_acts / 2**20:.0f} MiB in float32)"
+    )
 
 
 if __name__ == "__main__":
