@@ -141,10 +141,10 @@ class ShardReducer:
                 "every rank must take its shard of the same set for the same world size"
             )
 
-    def all_reduce(self, t: torch.Tensor, what: str, op: dist.ReduceOp.RedOpType = dist.ReduceOp.SUM) -> None:
-        """In-place all_reduce of `t`; a failed collective becomes a one-line `RankFailure`."""
+    def all_reduce(self, t: torch.Tensor, what: str, op: dist.ReduceOp.RedOpType | None = None) -> None:
+        """In-place all_reduce of `t` (default op SUM); a failed collective becomes a one-line `RankFailure`."""
         try:
-            dist.all_reduce(t, op=op, group=self.group)
+            dist.all_reduce(t, op=dist.ReduceOp.SUM if op is None else op, group=self.group)
         except RuntimeError as exc:
             raise collective_failure(self.rank, self.world_size, what, exc) from exc
 
