@@ -4,7 +4,7 @@
 #   tests    the tests that place tensors on the device (tests/distributed/test_device.py: float64 on the
 #            device equals the CPU, a one-rank NCCL group equals the plain operator) and the rest of
 #            tests/distributed (two gloo ranks on the CPU: same numbers, failures end with one line)
-#   compare  a small run (digits MLP, 150 SGD steps, 5 checkpoints) trained on the CPU, analyzed on the CPU
+#   compare  a small run (digits MLP, 150 SGD steps, 3 checkpoints) trained on the CPU, analyzed on the CPU
 #            in float64 (the reference) and on the device in float64 and float32; eigenvalues and traces
 #            must agree to 1e-9 (float64) and 1e-3 (float32) relative (scripts/device_compare.py)
 #   timings  per-product and top-20 times on the device (scripts/bench_distributed.py): the MNIST-shaped
@@ -110,12 +110,12 @@ if wanted compare; then
   RESULTS=$WORK/results
   analyze() {  # analyze NAME DEVICE DTYPE TOL
     HESSDYN_RESULTS=$RESULTS hessdyn analyze run_dir="$RUN" analysis.name="$1" analysis.device="$2" \
-      analysis.dtype="$3" analysis.tol="$4" analysis.top_k=5 analysis.bottom_k=1 analysis.null_init_seeds=0 \
-      analysis.null_random_vectors=0 'analysis.metrics=[spectrum,bottom,trace,localization]'
+      analysis.dtype="$3" analysis.tol="$4" analysis.top_k=5 analysis.bottom_k=1 analysis.trace_hvps=30 \
+      analysis.null_init_seeds=0 analysis.null_random_vectors=0 'analysis.metrics=[spectrum,bottom,trace,localization]'
   }
   compare() {
     HESSDYN_RESULTS=$RESULTS hessdyn train experiment=quickstart name=device_check seed=0 device=cpu \
-      trainer.max_steps=150 checkpoint.num=4 || return
+      trainer.max_steps=150 checkpoint.num=2 || return
     RUN=$(dirname "$(find "$RESULTS/device_check" -name run.json | head -n 1)")
     analyze ref_cpu64 cpu float64 1e-8 || return
     if [ "$DRY" = 1 ]; then  # the device is the CPU: float64 is the reference itself, so only float32 runs
