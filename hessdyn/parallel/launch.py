@@ -139,10 +139,12 @@ def init_distributed(device: str = "auto", *, timeout_s: float = DEFAULT_TIMEOUT
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     timeout = timedelta(seconds=timeout_s)
-    if not dist.is_initialized():
-        dist.init_process_group(
-            "gloo", init_method="env://", rank=rank, world_size=world_size, timeout=timeout
+    # hessdyn owns its groups: it checks them when it starts them and leaves them at the end
+    if dist.is_initialized():
+        raise LaunchError(
+            "torch.distributed is initialized already: leave the process group (shutdown) before starting another"
         )
+    dist.init_process_group("gloo", init_method="env://", rank=rank, world_size=world_size, timeout=timeout)
     try:
         prints: list[RankFingerprint | None] = [None] * world_size
         dist.all_gather_object(prints, fingerprint(dev))

@@ -134,6 +134,13 @@ def test_the_single_process_context_is_the_plain_path():
     ctx.barrier()
 
 
+def test_a_second_start_is_refused_while_the_groups_exist(one_rank):
+    with pytest.raises(
+        LaunchError, match=r"^torch.distributed is initialized already: leave the process group"
+    ):
+        init_distributed("cpu")
+
+
 def test_broadcast_hands_out_rank_0s_object(one_rank):
     assert one_rank.is_writer and one_rank.backend == "gloo"
     assert one_rank.broadcast_object(["step_00000010"]) == ["step_00000010"]
