@@ -150,10 +150,15 @@ class SecondMomentOperator(GradientMomentOperator):
     """M = Σ_n w_n g_n g_nᵀ (P×P, PSD): the uncentred second moment of the per-example gradients."""
 
     centered = False
+    mean_over_examples = True  # a mean of per-example terms: its shards add up (curvature.distributed)
 
 
 class CovarianceOperator(GradientMomentOperator):
-    """C = Σ_n w_n (g_n − ḡ)(g_n − ḡ)ᵀ = M − ḡḡᵀ (P×P, PSD): the per-example gradient covariance."""
+    """C = Σ_n w_n (g_n − ḡ)(g_n − ḡ)ᵀ = M − ḡḡᵀ (P×P, PSD): the per-example gradient covariance.
+
+    Not a mean over examples (ḡ is the whole set's): distributed, it is a distributed M with the
+    correction −ḡ(ḡᵀv), ḡ the all-reduced gradient (`curvature.distributed.DistributedOperator`).
+    """
 
     centered = True
 

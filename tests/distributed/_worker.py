@@ -28,12 +28,12 @@ from hessdyn.curvature import (
     NonFiniteCurvature,
     RankFailure,
     RanksDiverged,
+    SecondMomentOperator,
 )
 from hessdyn.curvature.distributed import ShardReducer
 from hessdyn.parallel import DistributedContext, init_distributed, shutdown
 from hessdyn.solvers import eigsh_topk, hutch_plus_plus, spectral_density
 from tests.distributed.cases import CASES, MLP_CASE
-from tests.distributed.moments import SecondMoment
 
 TIMEOUT_S = float(os.environ.get("HESSDYN_TEST_TIMEOUT_S", "60"))
 SABOTAGED_PRODUCT = 3
@@ -68,14 +68,15 @@ def case_results(ctx: DistributedContext, name: str) -> dict[str, Any]:
 
 
 def moment_results(ctx: DistributedContext) -> dict[str, Any]:
-    """Second moment M and covariance C = M − ḡḡᵀ of the MLP case over the whole set, from the shards."""
-    model, hset = MLP_CASE.build(), MLP_CASE.data()
+    """Gradient second moment M and covariance C = M − ḡḡᵀ of the MLP case (weight decay included) over
+    the whole set, from the shards: M wraps as it is, C as M with a correction by the all-reduced ḡ."""
+    model, hset, mode = MLP_CASE.build(), MLP_CASE.data(), MLP_CASE.mode
     shard = ctx.shard(hset)
-    local = EmpiricalRisk(model, shard.hessian_set.x, shard.hessian_set.y)
-    g = ctx.risk(model, hset).loss_and_gradient().gradient
-    M = DistributedOperator(SecondMoment(local), ShardReducer(shard.size, shard.total, ctx.group))
+    local = EmpiricalRisk(model, shard.hessian_set.x, shard.hessian_set.y, mode=mode)
+    g = ctx.risk(model, hset, mode=mode).loss_and_gradient().gradient
+    M = DistributedOperator(SecondMomentOperator(local), ShardReducer(shard.size, shard.total, ctx.group))
     C = DistributedOperator(
-        SecondMoment(local),
+        SecondMomentOperator(local),
         ShardReducer(shard.size, shard.total, ctx.group),
         correction=lambda V: -g[:, None] * (g @ V),
     )

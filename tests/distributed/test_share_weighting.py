@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from hessdyn.curvature import (
+    CovarianceOperator,
     DiagonalConjugate,
     EmpiricalRisk,
     HessianMode,
     MatrixOperator,
+    SecondMomentOperator,
     curvature_operator,
     dense_matrix,
     select_hessian_set,
@@ -17,7 +19,6 @@ from hessdyn.curvature import (
 )
 
 from ..curvature.cases import BN, MLPS, data, reference_gradient
-from .moments import SecondMoment
 
 
 def _sharded_sum(build, hset, world, batch_size=None):
@@ -48,7 +49,7 @@ def test_a_gradient_second_moment_shards_the_same_way():
     hset = select_hessian_set(*data(n=23), None)
 
     def build(part):
-        return SecondMoment(EmpiricalRisk(model, part.x, part.y))
+        return SecondMomentOperator(EmpiricalRisk(model, part.x, part.y))
 
     # independent reference: one plain autograd gradient per example, stacked (N, P)
     G = torch.stack([reference_gradient(model, hset.x[n : n + 1], hset.y[n : n + 1]) for n in range(23)])
@@ -77,5 +78,8 @@ def test_only_means_over_examples_declare_it():
     x, y = data()
     assert curvature_operator(model, x, y).mean_over_examples
     assert curvature_operator(model, x, y, curvature="ggn").mean_over_examples
+    risk = EmpiricalRisk(model, x, y)
+    assert SecondMomentOperator(risk).mean_over_examples
+    assert not CovarianceOperator(risk).mean_over_examples  # ḡ is the whole set's
     assert not MatrixOperator(torch.eye(3)).mean_over_examples
     assert not DiagonalConjugate(MatrixOperator(torch.eye(3)), torch.ones(3)).mean_over_examples
