@@ -335,12 +335,12 @@ class SAMConfig(OptimizerConfig):
 
     def base_config(self) -> OptimizerConfig:
         """The typed config of the base optimizer, with this config's lr, weight decay and base keys."""
-        common = {"lr": self.lr, "weight_decay": self.weight_decay}
+        lr, wd = self.lr, self.weight_decay
         if self.base == SAMBase.momentum:
-            return MomentumConfig(momentum=self.momentum, nesterov=self.nesterov, **common)
+            return MomentumConfig(lr=lr, weight_decay=wd, momentum=self.momentum, nesterov=self.nesterov)
         if self.base == SAMBase.adam:
-            return AdamConfig(beta1=self.beta1, beta2=self.beta2, eps=self.eps, **common)
-        return SGDConfig(**common)
+            return AdamConfig(lr=lr, weight_decay=wd, beta1=self.beta1, beta2=self.beta2, eps=self.eps)
+        return SGDConfig(lr=lr, weight_decay=wd)
 
 
 # ---------------------------------------------------------------------------------------- regularizers

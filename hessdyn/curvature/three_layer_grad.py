@@ -74,7 +74,7 @@ class _Saved:
 
 class _ExactTraces(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         x: torch.Tensor,
         y: torch.Tensor,
@@ -95,7 +95,7 @@ class _ExactTraces(torch.autograd.Function):
         return trace, trace_sq, net.logits
 
     @staticmethod
-    def backward(  # type: ignore[override]
+    def backward(
         ctx: Any, g_trace: torch.Tensor, g_trace_sq: torch.Tensor, g_logits: torch.Tensor
     ) -> tuple[torch.Tensor | None, ...]:
         s: _Saved = ctx.saved
@@ -118,7 +118,9 @@ def _backward(
     return _through_the_net(s, *_factor_adjoints(s, gt, gq), g_logits)
 
 
-def _factor_adjoints(s: _Saved, gt: torch.Tensor, gq: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def _factor_adjoints(
+    s: _Saved, gt: torch.Tensor, gq: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Adjoints of the forward pass' cen (B, c, h), δ, p (B, c), φ', φ'' and a (B, h) from tr H and tr H²."""
     params, net, f, pr = s.params, s.net, s.f, s.pr
     b, c, h = f.a_mat.shape

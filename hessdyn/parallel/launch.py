@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -79,7 +79,7 @@ def fingerprint(device: torch.device) -> RankFingerprint:
     return RankFingerprint(device.type, torch.__version__, seeded_draw_checksum(), socket.gethostname())
 
 
-def _by_value(values: list[object]) -> str:
+def _by_value(values: Sequence[object]) -> str:
     groups: dict[str, list[int]] = {}
     for rank, value in enumerate(values):
         groups.setdefault(str(value), []).append(rank)
@@ -149,11 +149,14 @@ def init_distributed(device: str = "auto", *, timeout_s: float = DEFAULT_TIMEOUT
         prints: list[RankFingerprint | None] = [None] * world_size
         dist.all_gather_object(prints, fingerprint(dev))
         check_fingerprints([p for p in prints if p is not None])
-        group = None
+        group: dist.ProcessGroup | None = None
         if dev.type == "cuda":
             if not dist.is_nccl_available():
                 raise LaunchError("device=cuda needs NCCL, which this torch build lacks; use device=cpu")
-            group = dist.new_group(backend="nccl", timeout=timeout)
+            nccl = dist.new_group(backend="nccl", timeout=timeout)
+            if not isinstance(nccl, dist.ProcessGroup):  # every rank is a member, so this cannot happen
+                raise LaunchError(f"rank {rank} was left out of the NCCL group; relaunch all ranks")
+            group = nccl
     except BaseException:
         dist.destroy_process_group()
         raise
