@@ -19,9 +19,10 @@ from hessdyn.curvature import (
     EmpiricalRisk,
     HessianMode,
     HessianSet,
-    curvature_operator,
     has_batchnorm,
 )
+from hessdyn.curvature.distributed import DistributedRisk
+from hessdyn.parallel import DistributedContext
 from hessdyn.solvers import DenseSpectrum, EigenResult, Which, dense_eigh, eigsh_topk, full_spectrum
 
 
@@ -43,6 +44,8 @@ class CheckpointInputs:
     start_extra: dict[str, torch.Tensor] = field(default_factory=dict)
     train_batch_size: int | None = None  # B of the run's training (min(batch_size, N); N for full batch)
     train_size: int | None = None  # N, the run's training-split size
+    # this process's rank: the operators and the risk are over its shard, summed over the ranks
+    dist: DistributedContext = field(default_factory=DistributedContext.single)
 
 
 @dataclass
@@ -104,12 +107,19 @@ def trained_hessian(
 
 
 def build_operator(
-    model: nn.Module, hset: HessianSet, settings: s.AnalysisConfig, mode: HessianMode, dtype: torch.dtype
+    model: nn.Module,
+    hset: HessianSet,
+    settings: s.AnalysisConfig,
+    mode: HessianMode,
+    dtype: torch.dtype,
+    dist: DistributedContext | None = None,
 ) -> CurvatureOperator:
-    return curvature_operator(
+    """The analysis' curvature of ``model`` over ``hset`` (over this rank's shard, summed over the ranks,
+    when ``dist`` is launched)."""
+    ctx = dist if dist is not None else DistributedContext.single()
+    return ctx.curvature_operator(
         model,
-        hset.x,
-        hset.y,
+        hset,
         curvature=settings.curvature.value,
         batch_size=settings.batch_size,
         mode=mode,
@@ -141,7 +151,7 @@ class Checkpoint:
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, EigenResult] = field(default_factory=dict)  # eigenpair sets saved beside the top ones
-    _risk: EmpiricalRisk | None = None
+    _risk: EmpiricalRisk | DistributedRisk | None = None
 
     @property
     def settings(self) -> s.AnalysisConfig:
@@ -158,19 +168,25 @@ class Checkpoint:
         """Products spent on this checkpoint, over both operators."""
         return self.op.num_hvps + (self.trained_op.num_hvps if self.trained_op is not None else 0)
 
-    def risk(self) -> EmpiricalRisk:
+    def risk(self) -> EmpiricalRisk | DistributedRisk:
         """The objective the operator differentiates (Hessian set, batching, mode, dtype), built once."""
         if self._risk is None:
             inp = self.inputs
-            self._risk = EmpiricalRisk(
+            self._risk = inp.dist.risk(
                 inp.model,
-                inp.hessian_set.x,
-                inp.hessian_set.y,
+                inp.hessian_set,
                 batch_size=self.settings.batch_size,
                 mode=self.mode,
                 dtype=inp.dtype,
             )
         return self._risk
+
+    def local_risk(self) -> EmpiricalRisk:
+        """The risk of one process, for groups that need per-example quantities (refused when distributed)."""
+        risk = self.risk()
+        if not isinstance(risk, EmpiricalRisk):
+            raise TypeError("this metric group needs per-example gradients, which are not split over ranks")
+        return risk
 
     def top_pairs(self) -> EigenResult:
         """The top eigenpairs (the ``spectrum`` group, always first, computes them)."""
@@ -214,17 +230,16 @@ def open_checkpoint(inp: CheckpointInputs) -> Checkpoint:
     batch-norm net the operator of the loss as trained (:func:`trained_hessian`)."""
     cfg = inp.settings
     mode = hessian_mode(cfg, inp.optimizer_cfg)
-    op = build_operator(inp.model, inp.hessian_set, cfg, mode, inp.dtype)
+    op = build_operator(inp.model, inp.hessian_set, cfg, mode, inp.dtype, inp.dist)
     full = full_spectrum(op) if cfg.solver == s.Solver.dense else None
     trained = trained_hessian(
         cfg, inp.optimizer_cfg, inp.model, inp.train_batch_size, int(inp.hessian_set.y.shape[0])
     )
     trained_op = None
     if trained is not None:
-        trained_op = curvature_operator(
+        trained_op = inp.dist.curvature_operator(
             inp.model,
-            inp.hessian_set.x,
-            inp.hessian_set.y,
+            inp.hessian_set,
             curvature=cfg.curvature.value,
             batch_size=trained.batch_size,
             mode=trained.mode,

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from hessdyn.commands.jobs import run_job
 from hessdyn.config import to_object
-from hessdyn.config.errors import HessdynError
+from hessdyn.config.errors import ConfigValueError, HessdynError
+from hessdyn.curvature.distributed import RankFailure, RanksDiverged
+from hessdyn.parallel import DistributedContext, distributed_session
+from hessdyn.parallel.launch import launch_rank, launch_world_size
 from hessdyn.store import RunDir, find_run_dirs, is_run_dir, sweep_analyze_dir
 from hessdyn.training.run_config import load_run_config
 
@@ -17,7 +24,12 @@ log = logging.getLogger("hessdyn.analyze")
 
 
 def analyze_output_dir(run_dir: str | None, sweep_dir: str | None, name: str) -> str:
-    """Hydra's output folder of an analyze job: the run's analysis folder, or SWEEP/analyze[-name]."""
+    """Hydra's output folder of an analyze job: the run's analysis folder, or SWEEP/analyze[-name]; for the
+    ranks other than 0 of a distributed launch a scratch folder, so that they never touch the run folder
+    (Hydra writes its config and the job's log into this folder)."""
+    rank = launch_rank()
+    if rank != 0:
+        return str(Path(tempfile.gettempdir()) / f"hessdyn-analyze-rank{rank}-{os.getpid()}")
     if run_dir:
         return str(RunDir(Path(run_dir).resolve()).analysis(name).path)
     if sweep_dir:
@@ -60,13 +72,58 @@ def run_settings(typed, run: Path):  # noqa: ANN001, ANN201 - AnalyzeConfig -> A
     return typed.analysis
 
 
+def launcher_tasks(cfg: DictConfig) -> int:
+    """Processes per job of the sweep's launcher: nodes × tasks_per_node for the submitit launchers, else 1."""
+    launcher = OmegaConf.select(cfg, "hydra.launcher", default=None)
+    if launcher is None or "tasks_per_node" not in launcher:
+        return 1
+    return int(launcher.get("tasks_per_node") or 1) * int(launcher.get("nodes") or 1)
+
+
+def check_launch(distributed: bool, multirun: bool, tasks: int, world_size: int) -> None:
+    """One line unless the launch fits analysis.distributed: a distributed analysis needs several processes
+    (torchrun, or a sweep whose launcher starts several SLURM tasks per job); several processes need it."""
+    if distributed and world_size == 1 and not (multirun and tasks > 1):
+        raise ConfigValueError(
+            "analysis.distributed",
+            "true needs a distributed launch: torchrun --nproc_per_node=N -m hessdyn analyze ..., or "
+            "hessdyn analyze -m ... hydra/launcher=submitit_slurm hydra.launcher.tasks_per_node=N (N > 1); "
+            "drop it for one process",
+        )
+    if not distributed and (world_size > 1 or (multirun and tasks > 1)):
+        n = world_size if world_size > 1 else tasks
+        raise ConfigValueError(
+            "analysis.distributed",
+            f"false, but the analysis is launched as {n} processes (torchrun or SLURM tasks), which would "
+            "each analyze the whole run: pass analysis.distributed=true, or start one process per job",
+        )
+
+
 def check_analyze_job(cfg: DictConfig, multirun: bool) -> None:
     from hessdyn.analysis.runner import check_settings
 
     typed = to_object(cfg)
+    check_launch(typed.analysis.distributed, multirun, launcher_tasks(cfg), launch_world_size())
     for run in target_runs(typed.run_dir, typed.sweep_dir):
         settings = run_settings(typed, run)
         check_settings(RunDir(run).analysis(settings.name), settings, force=typed.force)
+
+
+@contextmanager
+def analysis_context(distributed: bool, device: str) -> Iterator[DistributedContext]:
+    """This process's place in the analysis: its rank of a distributed launch (process groups joined for
+    the job and left after it), or the single-process context."""
+    check_launch(distributed, False, 1, launch_world_size())
+    if not distributed:
+        yield DistributedContext.single()
+        return
+    with distributed_session(device) as ctx:
+        try:
+            yield ctx
+        except (RankFailure, RanksDiverged) as exc:  # one line; rank 0's finished checkpoints stay on disk
+            raise HessdynError(
+                f"{exc}; the run folder keeps the finished checkpoints, rerun to complete it"
+            ) from exc
 
 
 def analyze_task(cfg: DictConfig) -> dict:
@@ -75,9 +132,13 @@ def analyze_task(cfg: DictConfig) -> dict:
     def body() -> dict:
         typed = to_object(cfg)
         runs = target_runs(typed.run_dir, typed.sweep_dir)
-        outcomes = analyze_many(
-            [(run, run_settings(typed, run)) for run in runs], data_root=typed.data_root, force=typed.force
-        )
+        with analysis_context(typed.analysis.distributed, typed.analysis.device.value) as dctx:
+            outcomes = analyze_many(
+                [(run, run_settings(typed, run)) for run in runs],
+                data_root=typed.data_root,
+                force=typed.force,
+                dist=dctx,
+            )
         failed = {str(k): v for k, v in outcomes.items() if isinstance(v, str)}
         for run, out in outcomes.items():
             if not isinstance(out, str):

@@ -59,7 +59,8 @@ def _reparam(run: RunWork) -> None:
 
 
 def _trajectory(run: RunWork) -> None:
-    write_trajectory_tables(run.adir, run.steps, run.settings)
+    if run.ctx.dist.is_writer:  # no products: tables from the files rank 0 wrote
+        write_trajectory_tables(run.adir, run.steps, run.settings)
 
 
 METRIC_GROUPS: tuple[MetricGroupSteps, ...] = (

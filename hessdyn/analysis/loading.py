@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from hessdyn.config.errors import HessdynError
 from hessdyn.curvature import HessianSet, select_hessian_set
 from hessdyn.data import DatasetSplits, load_dataset
 from hessdyn.models import build_model
+from hessdyn.parallel import DistributedContext
 from hessdyn.store import RunDir, load_checkpoint
 from hessdyn.training.run_config import load_run_config
 
@@ -28,6 +29,8 @@ class RunContext:
     hessian_set: HessianSet
     device: torch.device
     checkpoints: list[tuple[int, Path]]
+    # this process's rank: every curvature product of the analysis is built through it
+    dist: DistributedContext = field(default_factory=DistributedContext.single)
 
     @property
     def train_batch_size(self) -> int:
@@ -52,7 +55,11 @@ class RunContext:
 
 
 def open_run(
-    run_dir: str | Path, settings: s.AnalysisConfig, device: torch.device, data_root: str | None = None
+    run_dir: str | Path,
+    settings: s.AnalysisConfig,
+    device: torch.device,
+    data_root: str | None = None,
+    dist: DistributedContext | None = None,
 ) -> RunContext:
     """Load everything the analysis of ``run_dir`` needs, or raise a one-line HessdynError."""
     run_dir = Path(run_dir)
@@ -88,4 +95,5 @@ def open_run(
     hessian_set = select_hessian_set(
         data.train.x, data.train.y, settings.hessian_set, seed=settings.hessian_set_seed
     )
-    return RunContext(run_dir, config, record, data, hessian_set, device, checkpoints)
+    ctx = dist if dist is not None else DistributedContext.single(device)
+    return RunContext(run_dir, config, record, data, hessian_set, device, checkpoints, ctx)

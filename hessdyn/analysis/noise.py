@@ -90,7 +90,7 @@ def measure_noise(c: Checkpoint) -> None:
     """Rows of noise.csv, noise_spectrum.csv and noise_gamma.csv, and the C and M eigenpairs to save."""
     start = time.perf_counter()
     inp, cfg = c.inputs, c.settings
-    risk = c.risk()
+    risk = c.local_risk()
     try:
         cov, mom = CovarianceOperator(risk), SecondMomentOperator(risk)
     except PerSampleGradientsUndefined as exc:  # the config check refuses this before anything is written

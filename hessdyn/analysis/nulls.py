@@ -44,7 +44,7 @@ def _architecture_rows(
     rows = []
     for i in range(settings.null_init_seeds):
         seed = ARCHITECTURE_SEED_BASE + i
-        op = build_operator(ctx.new_model(seed=seed), ctx.hessian_set, settings, mode, dtype)
+        op = build_operator(ctx.new_model(seed=seed), ctx.hessian_set, settings, mode, dtype, ctx.dist)
         k = min(settings.top_k, op.size)
         res = eigsh_topk(
             op,
@@ -82,9 +82,10 @@ def compute_nulls(ctx: RunContext, adir: AnalysisDir, settings: s.AnalysisConfig
 
     Skipped when the file exists already (the folder's settings are fixed by its fingerprint).
     """
-    if adir.has_table("nulls"):
+    if ctx.dist.broadcast_object(adir.has_table("nulls") if ctx.dist.is_writer else None):
         return
     model = ctx.new_model(seed=ARCHITECTURE_SEED_BASE)
     size = sum(p.numel() for p in model.parameters() if p.requires_grad)
     rows = _random_rows(size, settings) + _architecture_rows(ctx, settings, dtype, size)
-    adir.write_table("nulls", rows, all_columns=True)
+    if ctx.dist.is_writer:
+        adir.write_table("nulls", rows, all_columns=True)

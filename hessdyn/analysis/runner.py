@@ -5,6 +5,10 @@ eigenvectors, then its rows (whose presence marks the step done). The tables are
 records after every checkpoint, and the trajectory tables from the eigenvector files at the end, so a run
 killed at any moment and rerun produces the same tables as an uninterrupted one: the warm start of a
 checkpoint always reads the previous checkpoint's vectors back from disk (float32), in both cases.
+
+Under a distributed launch (``analysis.distributed``) every rank runs the same steps on its shard of the
+Hessian set; rank 0 alone touches the analysis folder (lock, records, vectors, tables) and broadcasts what
+it reads there (what is done, the warm-start vectors), so the ranks take the same decisions.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +46,8 @@ from hessdyn.analysis.settings import (
 from hessdyn.analysis.tables import write_step_tables
 from hessdyn.config import schema as s
 from hessdyn.config.errors import HessdynError
-from hessdyn.curvature import NonFiniteCurvature
+from hessdyn.curvature import NonFiniteCurvature, has_batchnorm
+from hessdyn.parallel import DistributedContext
 from hessdyn.runtime import resolve_device, resolve_dtype
 from hessdyn.store import ANALYSIS_FORMAT, EXTRA_SETS_KEY, AnalysisDir, RunDir, pair_keys
 from hessdyn.store.analysis_dir import COMPLETE
@@ -84,15 +91,35 @@ def analyze_run(
     force: bool = False,
     progress: bool | None = None,
     on_checkpoint: Callable[[int], None] | None = None,
+    dist: DistributedContext | None = None,
 ) -> AnalysisOutcome:
     """Analyze every selected checkpoint of ``run_dir`` not analyzed yet; returns what was done.
 
-    One process at a time per analysis folder: a second one gets a HessdynError naming the first."""
-    job = _Job(RunDir(run_dir), settings, data_root, force, progress, on_checkpoint)
+    One process (or one distributed launch) at a time per analysis folder: a second one gets a HessdynError
+    naming the first. dist: this process's rank of a distributed launch (collective: every rank calls this
+    with the same arguments); None for one process."""
+    dctx = dist if dist is not None else DistributedContext.single()
+    job = _Job(RunDir(run_dir), settings, data_root, force, progress, on_checkpoint, dctx)
     if not job.run.path.is_dir():  # opening the run says what is wrong; a lock must not create the folder
         return job.analyze()
-    with job.adir.lock("hessdyn analyze"):
+    with job.locked():
         return job.analyze()
+
+
+def _on_writer(dist: DistributedContext, read: Callable[[], Any]) -> Any:
+    """``read()`` on rank 0, its result (or its one-line HessdynError) on every rank."""
+    if not dist.launched:
+        return read()
+    answer: tuple[bool, Any] = (True, None)
+    if dist.is_writer:
+        try:
+            answer = (True, read())
+        except HessdynError as exc:
+            answer = (False, str(exc))
+    ok, value = dist.broadcast_object(answer)
+    if not ok:
+        raise HessdynError(value)
+    return value
 
 
 @dataclass
@@ -106,12 +133,31 @@ class _Job:
     force: bool
     progress: bool | None
     on_checkpoint: Callable[[int], None] | None
+    dist: DistributedContext
     t0: float = field(default_factory=time.perf_counter)
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def adir(self) -> AnalysisDir:
         return self.run.analysis(self.settings.name)
+
+    @property
+    def writer(self) -> bool:
+        return self.dist.is_writer
+
+    def on_writer(self, read: Callable[[], Any]) -> Any:
+        return _on_writer(self.dist, read)
+
+    def locked(self) -> ExitStack:
+        """The analysis folder's lock, taken by rank 0 alone; its refusal (a HessdynError naming the process
+        that holds it) is raised on every rank. Release it by closing the returned stack."""
+        stack = ExitStack()
+        try:
+            self.on_writer(lambda: stack.enter_context(self.adir.lock("hessdyn analyze")))
+        except BaseException:
+            stack.close()
+            raise
+        return stack
 
     def outcome(
         self, analyzed: list[int], skipped: list[int], hvps: int, left_out: list[int]
@@ -122,16 +168,12 @@ class _Job:
         )
 
     def analyze(self) -> AnalysisOutcome:
-        check_settings(self.adir, self.settings, self.force)
-        if not self.force and analysis_complete(self.run, self.settings):
-            # Nothing new to do (same settings, same checkpoints, finished): skip without loading any data.
-            steps = select_checkpoints(self.run.checkpoint_steps(), self.settings)
-            log.info("%s: analysis complete already (%d checkpoints)", self.run.path, len(steps))
-            left_out = list((self.adir.read_meta() or {}).get("skipped_steps", []))
+        complete = self.on_writer(self._complete_already)
+        if complete is not None:
+            steps, left_out = complete
             return self.outcome([], steps, 0, left_out)
         ctx, steps, dtype = self._open()
-        self._record_settings(ctx, steps)
-        done = [st for st in steps if self.adir.is_done(st)]
+        done = self.on_writer(lambda: self._record_settings(ctx, steps))
         todo = [st for st in steps if st not in done]
         hvps = self._analyze_pending(ctx, steps, done, todo, dtype)
         analyzed = self._finish(ctx, steps, dtype)
@@ -140,22 +182,35 @@ class _Job:
         )
 
     # ------------------------------------------------------------------------------------- steps
+    def _complete_already(self) -> tuple[list[int], list[int]] | None:
+        """(selected steps, steps left out) when nothing new is to be done (same settings, same checkpoints,
+        finished): then the run is skipped without loading any data. Refuses other settings."""
+        check_settings(self.adir, self.settings, self.force)
+        if self.force or not analysis_complete(self.run, self.settings):
+            return None
+        steps = select_checkpoints(self.run.checkpoint_steps(), self.settings)
+        log.info("%s: analysis complete already (%d checkpoints)", self.run.path, len(steps))
+        return steps, list((self.adir.read_meta() or {}).get("skipped_steps", []))
+
     def _open(self) -> tuple[RunContext, list[int], torch.dtype]:
-        device = resolve_device(self.settings.device)
-        ctx = open_run(self.run.path, self.settings, device, self.data_root)
+        device = self.dist.device if self.dist.launched else resolve_device(self.settings.device)
+        ctx = open_run(self.run.path, self.settings, device, self.data_root, self.dist)
         steps = select_checkpoints([st for st, _ in ctx.checkpoints], self.settings)
         if not steps:
             raise HessdynError(
                 f"no checkpoint of {self.run.path} matches analysis.checkpoints/steps; available: "
                 f"{[st for st, _ in ctx.checkpoints]}"
             )
-        if self.force:
+        if self.dist.world_size > 1:
+            check_distributable(ctx, self.settings, self.dist.world_size)
+        if self.force and self.writer:
             for st in steps:
                 self.adir.forget_step(st)
         return ctx, steps, resolve_dtype(self.settings.dtype)
 
-    def _record_settings(self, ctx: RunContext, steps: list[int]) -> None:
-        """analysis.json before any checkpoint: settings, Hessian mode and set, versions."""
+    def _record_settings(self, ctx: RunContext, steps: list[int]) -> list[int]:
+        """analysis.json before any checkpoint: settings, Hessian mode and set, versions; returns the steps
+        done already (rank 0 only)."""
         settings = self.settings
         meta = (self.adir.read_meta() or {}) if not self.force else {}
         meta.update(
@@ -174,6 +229,7 @@ class _Job:
                 },
                 "num_params": sum(p.numel() for p in ctx.new_model().parameters() if p.requires_grad),
                 "device": str(ctx.device),
+                "ranks": self.dist.world_size,
                 "dtype": str(resolve_dtype(settings.dtype)).replace("torch.", ""),
                 "versions": versions(),
                 "selected_steps": steps,
@@ -182,6 +238,7 @@ class _Job:
         meta.setdefault("checkpoints", {})
         self.meta = meta
         self.adir.write_meta(meta)
+        return [st for st in steps if self.adir.is_done(st)]
 
     def _analyze_pending(
         self, ctx: RunContext, steps: list[int], done: list[int], todo: list[int], dtype: torch.dtype
@@ -191,54 +248,62 @@ class _Job:
         bar = tqdm(
             total=len(steps),
             initial=len(done),
-            disable=not show,
+            disable=not (show and self.writer),
             desc=f"analyze {self.run.path.name[:24]}",
             unit="ckpt",
         )
         total_hvps = 0
         try:
             for st in todo:
-                earlier = self.adir.analyzed(steps[: steps.index(st)])
-                prev = (
-                    earlier[-1] if earlier else None
-                )  # warm start from the last checkpoint with eigenvectors
-                record = self._analyze_or_skip(ctx, dtype, st, prev)
-                self.meta["checkpoints"][str(st)] = record
-                self.adir.write_meta(self.meta)
+                # warm start from the last checkpoint with eigenvectors, as rank 0 reads it back from disk
+                prev, saved = self.on_writer(partial(self._saved_previous, steps, st))
+                record = self._analyze_or_skip(ctx, dtype, st, prev, saved)
                 bar.update(1)
+                if self.writer:
+                    self.meta["checkpoints"][str(st)] = record
+                    self.adir.write_meta(self.meta)
                 if "skipped" in record:
                     continue
                 total_hvps += record["hvps"]
-                write_step_tables(self.adir, steps)
+                if self.writer:
+                    write_step_tables(self.adir, steps)
                 bar.set_postfix(step=st, lam=f"{record['lambda_max']:.4g}", hvps=record["hvps"])
-                if self.on_checkpoint is not None:
+                if self.on_checkpoint is not None and self.writer:
                     self.on_checkpoint(st)
         finally:
             bar.close()
         return total_hvps
 
+    def _saved_previous(self, steps: list[int], step: int) -> tuple[int | None, dict[str, Any] | None]:
+        """The last analyzed checkpoint before ``step`` and its saved vectors (CPU), or (None, None)."""
+        earlier = self.adir.analyzed(steps[: steps.index(step)])
+        if not earlier:
+            return None, None
+        if not self.adir.is_done(earlier[-1]):
+            raise RuntimeError(f"checkpoint {earlier[-1]} must be analyzed before {step}")
+        return earlier[-1], self.adir.load_vectors(earlier[-1])
+
     def _analyze_or_skip(
-        self, ctx: RunContext, dtype: torch.dtype, step: int, prev: int | None
+        self, ctx: RunContext, dtype: torch.dtype, step: int, prev: int | None, saved: dict[str, Any] | None
     ) -> dict[str, Any]:
         """Analyze checkpoint ``step`` (its analysis.json record), or record why it cannot be."""
         try:
-            return _analyze_one(ctx, self.adir, self.settings, dtype, step, prev)
-        except NonFiniteCurvature as exc:
+            return _analyze_one(ctx, self.adir, self.settings, dtype, step, prev, saved)
+        except NonFiniteCurvature as exc:  # raised on every rank alike: the sum of the shares is not finite
             reason = f"{exc} (a diverged checkpoint? a float32 overflow may pass with analysis.dtype=float64)"
-            log.warning("%s: checkpoint %d left out: %s", self.run.path, step, reason)
-            self.adir.mark_skipped(step, reason)
+            if self.writer:
+                log.warning("%s: checkpoint %d left out: %s", self.run.path, step, reason)
+                self.adir.mark_skipped(step, reason)
             return {"skipped": reason}
 
     def _finish(self, ctx: RunContext, steps: list[int], dtype: torch.dtype) -> list[int]:
         """The per-run tables of every metric group and the final analysis.json; returns the analyzed steps."""
-        analyzed = self.adir.analyzed(steps)
-        if not analyzed:
-            raise HessdynError(
-                f"{self.run.path}: no selected checkpoint could be analyzed ({self.adir.skip_reason(steps[0])}); "
-                "see analysis.json"
-            )
-        write_step_tables(self.adir, steps)
+        analyzed = self.on_writer(lambda: self._analyzed_or_refuse(steps))
+        if self.writer:
+            write_step_tables(self.adir, steps)
         after_run(RunWork(ctx, self.adir, self.settings, dtype, steps, analyzed))
+        if not self.writer:
+            return analyzed
         checkpoints = self.meta["checkpoints"]
         unconverged = sum(1 for st in steps if not checkpoints.get(str(st), {}).get("all_converged", True))
         self.meta.update(
@@ -259,6 +324,51 @@ class _Job:
             )
         return analyzed
 
+    def _analyzed_or_refuse(self, steps: list[int]) -> list[int]:
+        analyzed = self.adir.analyzed(steps)
+        if not analyzed:
+            raise HessdynError(
+                f"{self.run.path}: no selected checkpoint could be analyzed ({self.adir.skip_reason(steps[0])}); "
+                "see analysis.json"
+            )
+        return analyzed
+
+
+def check_distributable(ctx: RunContext, settings: s.AnalysisConfig, world_size: int) -> None:
+    """One line unless the analysis splits over ``world_size`` ranks: its metric groups are distributed,
+    every rank gets at least one example, and for a batch-norm net whose Hessian takes batch statistics,
+    whole batches (the single-process pass's), at least one each."""
+    local = [m.value for m in (s.MetricGroup.noise, s.MetricGroup.reparam) if m in settings.metrics]
+    if local:
+        raise HessdynError(
+            f"analysis.metrics: {', '.join(local)} need per-example gradients or losses at moved parameters, "
+            f"which are not split over ranks: drop them or analyze {ctx.run_dir} in one process"
+        )
+    size = int(ctx.hessian_set.y.shape[0])
+    if world_size > size:
+        raise HessdynError(
+            f"{world_size} ranks for a Hessian set of {size} examples: every rank needs a shard; raise "
+            "analysis.hessian_set or start fewer ranks"
+        )
+    model = ctx.new_model()
+    if not has_batchnorm(model):
+        return
+    batched = []
+    if settings.batchnorm == s.BatchNormMode.train:
+        batched.append(("analysis.batch_size", settings.batch_size))
+    trained = trained_hessian(settings, ctx.config.optimizer, model, ctx.train_batch_size, size)
+    if trained is not None:
+        batched.append(("the training batch size (the stability columns' Hessian)", trained.batch_size))
+    for what, batch in batched:
+        units = -(-size // (batch or size))
+        if units < world_size:
+            raise HessdynError(
+                f"batch norm takes batch statistics, so ranks hold whole batches of {what} ({batch or size}), "
+                f"but the Hessian set of {size} has {units} batch(es) for {world_size} ranks: set "
+                "analysis.batch_size so that there are at least as many batches as ranks, or use "
+                "analysis.batchnorm=eval"
+            )
+
 
 def _stability_mode(ctx: RunContext, settings: s.AnalysisConfig) -> dict[str, Any] | None:
     """analysis.json's record of the Hessian the stability columns are of: the loss as trained (batch
@@ -270,17 +380,14 @@ def _stability_mode(ctx: RunContext, settings: s.AnalysisConfig) -> dict[str, An
 
 
 def _warm_start(
-    ctx: RunContext, adir: AnalysisDir, step: int, prev: int | None, names: tuple[str, ...]
+    ctx: RunContext, prev: int | None, saved: dict[str, Any] | None, names: tuple[str, ...]
 ) -> dict[str, Any]:
     """The previous analyzed checkpoint's vectors (warm start, update alignment; the groups' extra eigenpair
-    sets as ``start_extra``) and parameters."""
+    sets as ``start_extra``) from its vector file ``saved``, and its parameters."""
     out: dict[str, Any] = dict.fromkeys(("start_top", "start_bottom", "previous_theta", "previous_top"))
     out["start_extra"] = {}
-    if prev is None:
+    if prev is None or saved is None:
         return out
-    if not adir.is_done(prev):
-        raise RuntimeError(f"checkpoint {prev} must be analyzed before {step}")
-    saved = adir.load_vectors(prev)
     out["previous_top"] = out["start_top"] = saved["eigenvectors"].to(device=ctx.device, dtype=torch.float64)
     if saved.get("bottom_eigenvectors") is not None and saved["bottom_eigenvectors"].numel():
         out["start_bottom"] = saved["bottom_eigenvectors"].to(device=ctx.device, dtype=torch.float64)
@@ -319,8 +426,10 @@ def _analyze_one(
     dtype: torch.dtype,
     step: int,
     prev: int | None,
+    saved: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """Analyze checkpoint ``step`` and commit it (eigenvectors, then rows); returns its analysis.json record."""
+    """Analyze checkpoint ``step`` and commit it (eigenvectors, then rows; rank 0 only); returns its
+    analysis.json record. prev, saved: the warm start's checkpoint and its vector file (None: none)."""
     model, ckpt = ctx.load(step)
     names = tuple(n for n, p in model.named_parameters() if p.requires_grad)
     inputs = CheckpointInputs(
@@ -334,11 +443,13 @@ def _analyze_one(
         dtype=dtype,
         train_batch_size=ctx.train_batch_size,
         train_size=len(ctx.data.train),
-        **_warm_start(ctx, adir, step, prev, names),
+        dist=ctx.dist,
+        **_warm_start(ctx, prev, saved, names),
     )
     result = analyze_checkpoint(inputs)
-    adir.save_vectors(step, _vector_payload(step, result, names))
-    adir.write_step_record(step, result.rows)
+    if ctx.dist.is_writer:
+        adir.save_vectors(step, _vector_payload(step, result, names))
+        adir.write_step_record(step, result.rows)
     summary = result.rows["summary"][0]
     return {
         "hvps": result.hvps,
@@ -356,13 +467,15 @@ def analyze_many(
     data_root: str | None = None,
     force: bool = False,
     progress: bool | None = None,
+    dist: DistributedContext | None = None,
 ) -> dict[Path, AnalysisOutcome | str]:
-    """Analyze several (run, settings) pairs; a failing run is reported and the others go on."""
+    """Analyze several (run, settings) pairs; a failing run is reported and the others go on (on every rank
+    alike: a run's refusal reaches every rank; a failed collective ends them all)."""
     outcomes: dict[Path, AnalysisOutcome | str] = {}
     for run_dir, settings in jobs:
         try:
             outcomes[run_dir] = analyze_run(
-                run_dir, settings, data_root=data_root, force=force, progress=progress
+                run_dir, settings, data_root=data_root, force=force, progress=progress, dist=dist
             )
         except HessdynError as exc:
             log.error("%s: %s", run_dir, exc)

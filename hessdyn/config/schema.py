@@ -566,6 +566,8 @@ class AnalysisConfig:
     seed: int = 0
     device: Device = Device.auto
     dtype: DType = DType.float64
+    # split every curvature product over the ranks of a torchrun / SLURM-tasks launch (docs/distributed.md)
+    distributed: bool = False
 
     def __post_init__(self) -> None:
         _positive(self.top_k, "analysis.top_k")
@@ -593,6 +595,14 @@ class AnalysisConfig:
         if self.noise_probes < 2:
             raise ConfigValueError(
                 "analysis.noise_probes", f"must be >= 2 (for a standard error), got {self.noise_probes}"
+            )
+        not_distributed = [m.value for m in (MetricGroup.noise, MetricGroup.reparam) if m in self.metrics]
+        if self.distributed and not_distributed:
+            raise ConfigValueError(
+                "analysis.distributed",
+                f"the metric group(s) {', '.join(not_distributed)} need per-example gradients or losses at "
+                "moved parameters, which are not split over ranks: drop them from analysis.metrics or run "
+                "them in one process",
             )
         if MetricGroup.noise in self.metrics and self.batchnorm == BatchNormMode.train:
             raise ConfigValueError(

@@ -4,13 +4,15 @@ Two process groups: the default group always uses gloo (CPU tensors: the launch 
 rank 0 broadcasts), and the data group that carries the curvature products uses the backend of the device,
 gloo on the CPU and NCCL on CUDA. The launch reads the env:// variables torchrun sets (RANK, WORLD_SIZE,
 LOCAL_RANK, MASTER_ADDR, MASTER_PORT); under SLURM, `submitit.helpers.TorchDistributedEnvironment().export()`
-sets the same ones. Before anything runs, the ranks compare their device type, torch version and a draw
+sets the same ones, and `slurm_launch_variables` derives them from SLURM's when submitit's hydra launcher
+starts several tasks. Before anything runs, the ranks compare their device type, torch version and a draw
 of the seeded generator the solvers use, and refuse a mixed launch with one line.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -48,6 +50,45 @@ def launched_distributed(env: Mapping[str, str] | None = None) -> bool:
     """True when the process was started by a distributed launcher (RANK and WORLD_SIZE are set)."""
     env = os.environ if env is None else env
     return "RANK" in env and "WORLD_SIZE" in env
+
+
+def slurm_launch_variables(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The env:// variables of a SLURM job step of several tasks (as submitit's hydra launcher starts with
+    hydra.launcher.tasks_per_node=N), from SLURM's own: RANK = SLURM_PROCID, WORLD_SIZE = SLURM_NTASKS,
+    LOCAL_RANK = SLURM_LOCALID, MASTER_ADDR the job's first node, MASTER_PORT a port in [20000, 60000]
+    drawn from the job id (the same on every task, as submitit's TorchDistributedEnvironment picks it).
+    Empty when this is not such a step (no SLURM, one task) or the launcher set RANK already (torchrun)."""
+    env = os.environ if env is None else env
+    if launched_distributed(env) or "SLURM_PROCID" not in env or int(env.get("SLURM_NTASKS", "1")) <= 1:
+        return {}
+    from submitit.slurm.slurm import _parse_node_list
+
+    nodes = _parse_node_list(env["SLURM_JOB_NODELIST"]) if env.get("SLURM_JOB_NODELIST") else []
+    job_id = env.get("SLURM_JOB_ID", "0")
+    port = env.get("MASTER_PORT") or str(random.Random(job_id).randint(20000, 60000))
+    return {
+        "RANK": env["SLURM_PROCID"],
+        "WORLD_SIZE": env["SLURM_NTASKS"],
+        "LOCAL_RANK": env.get("SLURM_LOCALID", "0"),
+        "MASTER_ADDR": env.get("MASTER_ADDR") or (nodes[0] if nodes else "127.0.0.1"),
+        "MASTER_PORT": port,
+    }
+
+
+def launch_rank(env: Mapping[str, str] | None = None) -> int:
+    """This process's rank in a torchrun or SLURM multi-task launch (0 when not launched as one)."""
+    env = os.environ if env is None else env
+    if launched_distributed(env):
+        return int(env["RANK"])
+    return int(slurm_launch_variables(env).get("RANK", "0"))
+
+
+def launch_world_size(env: Mapping[str, str] | None = None) -> int:
+    """The number of processes of a torchrun or SLURM multi-task launch (1 when not launched as one)."""
+    env = os.environ if env is None else env
+    if launched_distributed(env):
+        return int(env["WORLD_SIZE"])
+    return int(slurm_launch_variables(env).get("WORLD_SIZE", "1"))
 
 
 def rank_device(device_type: str, local_rank: int) -> torch.device:
@@ -134,10 +175,14 @@ def init_distributed(device: str = "auto", *, timeout_s: float = DEFAULT_TIMEOUT
     device: "auto" (CUDA when visible, else the CPU), "cpu" or "cuda". timeout_s: how long a collective
     waits for the other ranks before it fails (see DEFAULT_TIMEOUT_S). Collective: every rank calls it.
     """
+    os.environ.update(slurm_launch_variables())  # SLURM tasks through submitit: torchrun's variables
     rank, world_size, local_rank = _launch_variables(os.environ)
     dev = rank_device(str(getattr(device, "value", device)), local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
+        # float32 products in TF32 keep ~3 digits: too few for ranks (and one process) to agree
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     timeout = timedelta(seconds=timeout_s)
     # hessdyn owns its groups: it checks them when it starts them and leaves them at the end
     if dist.is_initialized():
