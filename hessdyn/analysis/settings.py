@@ -11,7 +11,7 @@ from hessdyn.config import schema as s
 from hessdyn.store import RunDir
 
 # Settings that change where or how fast results are computed, not the results themselves.
-NON_RESULT_SETTINGS = ("name", "device")
+NON_RESULT_SETTINGS = ("name", "device", "distributed")
 # Settings that only a metric group reads: they enter the fingerprint only while that group is on, so adding
 # a group (and its settings) leaves the fingerprint of every analysis without it unchanged.
 GROUP_SETTINGS: dict[str, tuple[str, ...]] = {

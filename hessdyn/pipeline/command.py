@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from hessdyn.analysis.settings import analysis_complete
 from hessdyn.commands.preflight import compose_jobs
 from hessdyn.config import to_object
-from hessdyn.config.errors import HessdynError
+from hessdyn.config.errors import ConfigValueError, HessdynError
 from hessdyn.report.folders import index_page
 from hessdyn.store import RunDir, sweep_report_dir
 from hessdyn.training.command import check_run_dir, job_output_dir
@@ -66,6 +66,12 @@ def plan(overrides: list[str]) -> list[Job]:
     jobs: dict[Path, Job] = {}
     for cfg in compose_jobs("train", overrides, multirun=True):
         HydraConfig.instance().set_config(cfg)
+        if to_object(cfg).analysis.distributed:
+            raise ConfigValueError(
+                "analysis.distributed",
+                "hessdyn run analyzes in one process per run; train with hessdyn run or hessdyn train, then "
+                "torchrun --nproc_per_node=N -m hessdyn analyze run_dir=... analysis.distributed=true",
+            )
         run_dir = job_output_dir(cfg, multirun=True)
         check_run_dir(run_dir, cfg)
         if run_dir in jobs:

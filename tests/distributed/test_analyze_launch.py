@@ -15,6 +15,7 @@ from torch import nn
 
 from hessdyn.analysis.command import analyze_output_dir, check_launch, launcher_tasks
 from hessdyn.analysis.runner import check_distributable
+from hessdyn.analysis.settings import settings_fingerprint
 from hessdyn.cli import main
 from hessdyn.commands.preflight import compose_jobs
 from hessdyn.config.errors import ConfigValueError, HessdynError
@@ -158,3 +159,19 @@ def test_batch_norm_needs_a_whole_batch_per_rank() -> None:
     check_distributable(  # type: ignore[arg-type]
         _context(bn, 100, 50), _settings("analysis.batchnorm=train", "analysis.batch_size=50"), 2
     )
+
+
+def test_distributed_does_not_change_the_settings_fingerprint() -> None:
+    """One analysis folder holds results of one and of several processes alike (they are the same numbers),
+    so a distributed analysis killed halfway can be completed by one process, and the other way round."""
+    assert settings_fingerprint(_settings()) == settings_fingerprint(_settings("analysis.distributed=true"))
+
+
+def test_hessdyn_run_refuses_a_distributed_analysis_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["run", "experiment=quickstart", f"out_dir={tmp_path}", "analysis.distributed=true"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "analysis.distributed" in err[0] and "torchrun" in err[0]
+    assert list(tmp_path.iterdir()) == []
