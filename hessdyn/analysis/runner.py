@@ -34,6 +34,7 @@ from hessdyn.analysis.checkpoint import (
     hessian_mode,
     trained_hessian,
 )
+from hessdyn.analysis.distributed import check_distributable
 from hessdyn.analysis.groups import RunWork, after_run, analyze_checkpoint
 from hessdyn.analysis.loading import RunContext, open_run
 from hessdyn.analysis.settings import (
@@ -46,7 +47,7 @@ from hessdyn.analysis.settings import (
 from hessdyn.analysis.tables import write_step_tables
 from hessdyn.config import schema as s
 from hessdyn.config.errors import HessdynError
-from hessdyn.curvature import NonFiniteCurvature, has_batchnorm
+from hessdyn.curvature import NonFiniteCurvature
 from hessdyn.parallel import DistributedContext
 from hessdyn.runtime import resolve_device, resolve_dtype
 from hessdyn.store import ANALYSIS_FORMAT, EXTRA_SETS_KEY, AnalysisDir, RunDir, pair_keys
@@ -332,42 +333,6 @@ class _Job:
                 "see analysis.json"
             )
         return analyzed
-
-
-def check_distributable(ctx: RunContext, settings: s.AnalysisConfig, world_size: int) -> None:
-    """One line unless the analysis splits over ``world_size`` ranks: its metric groups are distributed,
-    every rank gets at least one example, and for a batch-norm net whose Hessian takes batch statistics,
-    whole batches (the single-process pass's), at least one each."""
-    local = [m.value for m in (s.MetricGroup.noise, s.MetricGroup.reparam) if m in settings.metrics]
-    if local:
-        raise HessdynError(
-            f"analysis.metrics: {', '.join(local)} need per-example gradients or losses at moved parameters, "
-            f"which are not split over ranks: drop them or analyze {ctx.run_dir} in one process"
-        )
-    size = int(ctx.hessian_set.y.shape[0])
-    if world_size > size:
-        raise HessdynError(
-            f"{world_size} ranks for a Hessian set of {size} examples: every rank needs a shard; raise "
-            "analysis.hessian_set or start fewer ranks"
-        )
-    model = ctx.new_model()
-    if not has_batchnorm(model):
-        return
-    batched = []
-    if settings.batchnorm == s.BatchNormMode.train:
-        batched.append(("analysis.batch_size", settings.batch_size))
-    trained = trained_hessian(settings, ctx.config.optimizer, model, ctx.train_batch_size, size)
-    if trained is not None:
-        batched.append(("the training batch size (the stability columns' Hessian)", trained.batch_size))
-    for what, batch in batched:
-        units = -(-size // (batch or size))
-        if units < world_size:
-            raise HessdynError(
-                f"batch norm takes batch statistics, so ranks hold whole batches of {what} ({batch or size}), "
-                f"but the Hessian set of {size} has {units} batch(es) for {world_size} ranks: set "
-                "analysis.batch_size so that there are at least as many batches as ranks, or use "
-                "analysis.batchnorm=eval"
-            )
 
 
 def _stability_mode(ctx: RunContext, settings: s.AnalysisConfig) -> dict[str, Any] | None:

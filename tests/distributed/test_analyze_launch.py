@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from hessdyn.analysis.command import analyze_output_dir, check_launch, launcher_tasks
-from hessdyn.analysis.runner import check_distributable
+from hessdyn.analysis.distributed import check_distributable
 from hessdyn.analysis.settings import settings_fingerprint
 from hessdyn.cli import main
 from hessdyn.commands.preflight import compose_jobs
@@ -145,6 +145,9 @@ def test_more_ranks_than_examples_is_one_line() -> None:
     check_distributable(ctx, _settings(), 3)  # type: ignore[arg-type]
     with pytest.raises(HessdynError, match="4 ranks for a Hessian set of 3 examples"):
         check_distributable(ctx, _settings(), 4)  # type: ignore[arg-type]
+    # a run's own settings (settings_from_run=true) are not checked by the config for distributed groups
+    with pytest.raises(HessdynError, match="noise need per-example gradients"):
+        check_distributable(ctx, _settings("analysis.metrics=[spectrum,noise]"), 2)  # type: ignore[arg-type]
 
 
 def test_batch_norm_needs_a_whole_batch_per_rank() -> None:
