@@ -194,8 +194,12 @@ class _Job:
         return steps, list((self.adir.read_meta() or {}).get("skipped_steps", []))
 
     def _open(self) -> tuple[RunContext, list[int], torch.dtype]:
-        device = self.dist.device if self.dist.launched else resolve_device(self.settings.device)
-        ctx = open_run(self.run.path, self.settings, device, self.data_root, self.dist)
+        dist = (
+            self.dist
+            if self.dist.launched
+            else DistributedContext.single(resolve_device(self.settings.device))
+        )
+        ctx = open_run(self.run.path, self.settings, dist.device, self.data_root, dist)
         steps = select_checkpoints([st for st, _ in ctx.checkpoints], self.settings)
         if not steps:
             raise HessdynError(
