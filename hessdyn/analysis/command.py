@@ -118,6 +118,8 @@ def analysis_context(distributed: bool, device: str) -> Iterator[DistributedCont
         yield DistributedContext.single()
         return
     with distributed_session(device) as ctx:
+        if not ctx.is_writer:  # the same progress lines from every rank: rank 0's are enough
+            logging.getLogger("hessdyn").setLevel(logging.WARNING)
         try:
             yield ctx
         except (RankFailure, RanksDiverged) as exc:  # one line; rank 0's finished checkpoints stay on disk
