@@ -9,23 +9,17 @@ import math
 from typing import Any, cast
 
 import torch
-from torch import nn
 
 from hessdyn.analysis.checkpoint import Checkpoint
 from hessdyn.config import schema as s
 from hessdyn.curvature import DiagonalConjugate, is_three_layer, three_layer_traces
 from hessdyn.solvers import EigenResult, Method, eigsh_topk, hutch_plus_plus, spectral_density
+from hessdyn.training.optimizers import preconditioner_inverse_sqrt, stability_threshold
 from hessdyn.trajectory import (
-    adam_preconditioner,
-    adam_threshold,
-    heavy_ball_threshold,
     ipr,
     layer_mass,
     mass_concentration,
-    nesterov_threshold,
     normalized_ipr,
-    rmsprop_preconditioner,
-    sgd_threshold,
     top_space_alignment,
     update_alignment,
     ws_bound_from_eigenvalues,
@@ -226,12 +220,14 @@ def measure_optimizer(c: Checkpoint) -> None:
     """The optimizer's stability threshold, and for adaptive optimizers the preconditioned λmax, of the
     loss as trained (:attr:`Checkpoint.stability_op`: batch statistics for a batch-norm net)."""
     inp, cfg = c.inputs, c.settings
-    threshold, kind = stability_threshold(inp.optimizer_cfg, c.summary["lr"])
-    if kind == "raw":
-        c.summary["stability_threshold"] = threshold
-    elif kind == "preconditioned":
-        c.summary["precond_threshold"] = threshold
-        d = _preconditioner(inp.optimizer_cfg, inp.checkpoint["optimizer"], inp.model, c.op.layout.names)
+    threshold = stability_threshold(inp.optimizer_cfg, c.summary["lr"])
+    if threshold.operator == "hessian":
+        c.summary["stability_threshold"] = threshold.value
+    elif threshold.operator == "preconditioned":
+        c.summary["precond_threshold"] = threshold.value
+        d = preconditioner_inverse_sqrt(
+            inp.optimizer_cfg, inp.checkpoint["optimizer"], inp.model, c.op.layout.names
+        )
         if d is not None:
             pre = eigsh_topk(
                 DiagonalConjugate(c.stability_op, d), 1, tol=cfg.tol, max_hvps=cfg.max_hvps, seed=c.seed + 3
@@ -255,41 +251,3 @@ def measure_density(c: Checkpoint) -> None:
         {"step": c.inputs.step, "eigenvalue": float(x), "density": float(y)}
         for x, y in zip(dens.grid.tolist(), dens.density.tolist(), strict=True)
     )
-
-
-def stability_threshold(optimizer_cfg: s.OptimizerConfig, lr: float) -> tuple[float, str | None]:
-    """Threshold for raw λmax (SGD-like) or for the preconditioned λmax (adaptive), and which it is for.
-
-    At lr = 0 (the last step of a cosine schedule) there is no dynamics to be stable or not: the threshold
-    is NaN, and the preconditioned λmax is still measured."""
-    if not lr > 0:
-        _, kind = stability_threshold(optimizer_cfg, 1.0)
-        return math.nan, kind
-    if isinstance(optimizer_cfg, s.MomentumConfig):
-        if optimizer_cfg.nesterov:
-            return nesterov_threshold(lr, optimizer_cfg.momentum), "raw"
-        return heavy_ball_threshold(lr, optimizer_cfg.momentum), "raw"
-    if isinstance(optimizer_cfg, s.SGDConfig):
-        return sgd_threshold(lr), "raw"
-    if isinstance(optimizer_cfg, s.AdamConfig):
-        return adam_threshold(lr, optimizer_cfg.beta1), "preconditioned"
-    if isinstance(optimizer_cfg, s.RMSpropConfig):
-        return heavy_ball_threshold(lr, optimizer_cfg.momentum), "preconditioned"
-    return math.nan, None
-
-
-def _preconditioner(
-    optimizer_cfg: s.OptimizerConfig, state: dict[str, Any], model: nn.Module, names: tuple[str, ...]
-) -> torch.Tensor | None:
-    """P^{-1/2} in the operator's parameter order, or None (no adaptive state yet, e.g. at step 0)."""
-    if not state.get("state"):
-        return None
-    all_names = [n for n, _ in model.named_parameters()]
-    params = dict(model.named_parameters())
-    ids = [all_names.index(n) for n in names]  # the optimizer was built from model.parameters()
-    shapes = [params[n].shape for n in names]
-    if isinstance(optimizer_cfg, s.AdamConfig):
-        return adam_preconditioner(state, shapes, param_ids=ids).inverse_sqrt()
-    if isinstance(optimizer_cfg, s.RMSpropConfig):
-        return rmsprop_preconditioner(state, shapes, param_ids=ids).inverse_sqrt()
-    return None
