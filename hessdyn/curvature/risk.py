@@ -152,6 +152,19 @@ class EmpiricalRisk:
     def size(self) -> int:
         return self.layout.numel
 
+    def refresh(self, model: nn.Module) -> None:
+        """Take the current parameter and buffer values of ``model`` (the module this risk was built from, or
+        one of the same structure) without copying the module again: one risk followed along training.
+
+        Operators that kept a gradient graph of the old values must be rebuilt (``HessianOperator`` is cheap
+        to make). ``model`` is only read."""
+        named = dict(model.named_parameters())
+        with torch.no_grad():
+            for own, name in zip(self.params, self.layout.names, strict=True):
+                own.copy_(named[name])
+            for own_buffer, buffer in zip(self.module.buffers(), model.buffers(), strict=True):
+                own_buffer.copy_(buffer)
+
     def outputs(self, params: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """Network outputs f(θ, x) with θ given as per-parameter tensors in layout order."""
         out: torch.Tensor = functional_call(

@@ -88,6 +88,52 @@ TRAIN = register_table(
     )
 )
 
+SHARPNESS = register_table(
+    Table(
+        "sharpness",
+        "metrics",
+        "the training-time sharpness probe (trainer.sharpness): one row per (step, operator, rank), the top "
+        "eigenpairs of the training loss's Hessian on the fixed probe set at the weights the checkpoint of "
+        "that step holds, each probe warm-started from the previous one",
+        (
+            STEP,
+            Column(
+                "operator",
+                "",
+                "hessian: H of the loss as trained (batch statistics, no dropout, the optimizer's coupled weight "
+                "decay included); preconditioned: P^-1/2 H P^-1/2 with Adam's bias-corrected P (Cohen et al. 2022) "
+                "or RMSprop's",
+                "text",
+            ),
+            RANK,
+            Column(
+                "eigenvalue",
+                "L/θ² | 1/η",
+                "eigenvalue of the operator (L/θ² for hessian, 1/η for preconditioned)",
+                domain=POSITIVE,
+            ),
+            Column("residual", "L/θ² | 1/η", "||Av − λv|| of the returned pair (same unit as eigenvalue)"),
+            Column("converged", "", "the pair reached the tolerance (trainer.sharpness.tol · |λ1|)", "bool"),
+            Column(
+                "hvps",
+                "products",
+                "Hessian-vector products this probe spent on this operator (all its ranks; guard included)",
+                "int",
+            ),
+            Column(
+                "threshold",
+                "L/θ² | 1/η",
+                "the optimizer's stability threshold for rank 1 of this operator at lr: 2/lr (SGD), "
+                "(2+2β)/lr (momentum) on hessian rows; (2+2β1)/((1−β1)lr) (Adam), (2+2m)/lr (RMSprop) on "
+                "preconditioned rows; empty where none applies",
+                domain=POSITIVE,
+            ),
+            Column("lr", "θ²/L", "learning rate of the next update, the one the threshold is for"),
+            Column("wall_s", "s", "wall-clock seconds of this probe's solve for this operator"),
+        ),
+    )
+)
+
 # ------------------------------------------------------------------------------- analysis, per step
 SPECTRUM = register_table(
     Table(

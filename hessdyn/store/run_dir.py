@@ -6,7 +6,7 @@ RUN/
   .hydra/config.yaml overrides.yaml hydra.yaml   Hydra's provenance
   run.json                                       status and provenance (RunStatus)
   train.log
-  metrics/train.csv                              and further registered ``metrics`` tables
+  metrics/train.csv sharpness.csv                and further registered ``metrics`` tables
   checkpoints/step_XXXXXXXX.pt
   analysis/ analysis-<name>/                     AnalysisDir
   report/                                        a single-run report
@@ -99,6 +99,11 @@ class RunDir:
     @property
     def train_csv(self) -> Path:
         return self.metrics_table("train")
+
+    @property
+    def sharpness_csv(self) -> Path:
+        """The training-time sharpness probe's table (``trainer.sharpness``)."""
+        return self.metrics_table("sharpness")
 
     @property
     def report_dir(self) -> Path:

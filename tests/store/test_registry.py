@@ -32,7 +32,7 @@ def test_every_table_belongs_to_a_real_metric_group_and_folder():
         assert t.group is None or t.group in groups, t.name
         assert t.folder in ("metrics", "analysis")
         assert t.names[0] in ("step", "step_a", "null"), f"{t.name}: tidy tables lead with their key"
-    assert [t.name for t in tables(folder="metrics")] == ["train"]
+    assert [t.name for t in tables(folder="metrics")] == ["train", "sharpness"]
     assert {t.name for t in tables(folder="analysis", per="step")} == {
         "spectrum",
         "layer_mass",
