@@ -145,6 +145,7 @@ def hashable_config(
         plain = json.loads(json.dumps(cfg))
     plain.pop("hydra", None)
     _drop_default_groups(plain)
+    _drop_inactive_probe(plain)
     for key in exclude:
         node = plain
         *parents, leaf = key.split(".")
@@ -183,6 +184,17 @@ def _drop_default_groups(plain: dict[str, Any]) -> None:
         node = plain.get(group)
         if isinstance(node, dict) and node.get("name") == default:
             plain.pop(group)
+
+
+def _drop_inactive_probe(plain: dict[str, Any]) -> None:
+    """The sharpness probe's settings enter the hash only while it is on: runs without a probe keep the hash
+    they had before the probe existed, and a run with one cannot be resumed with other probe settings (its
+    metrics/sharpness.csv would change meaning mid-run)."""
+    trainer = plain.get("trainer")
+    if isinstance(trainer, dict):
+        probe = trainer.get("sharpness")
+        if isinstance(probe, dict) and probe.get("every") is None:
+            trainer.pop("sharpness")
 
 
 def config_hash(cfg: DictConfig | dict[str, Any]) -> str:

@@ -425,6 +425,43 @@ class StepScheduleConfig(ScheduleConfig):
 
 # ------------------------------------------------------------------------------- trainer, checkpoints
 @dataclass
+class SharpnessConfig:
+    """The training-time sharpness probe (``trainer.sharpness``): top-k Hessian eigenvalues of the training
+    loss on a fixed probe set every ``every`` steps, each probe warm-started from the previous one's
+    vectors; rows go to ``metrics/sharpness.csv`` (hessdyn.training.sharpness_probe)."""
+
+    every: int | None = None  # probe every N steps (steps 0, N, 2N, ...); null = off
+    top_k: int = 1  # eigenpairs per probe (1 = λmax)
+    set: int | None = (
+        None  # probe set: a seeded subset of N training examples; null = the whole training split
+    )
+    set_seed: int = 0  # seed of the probe-set draw (fixed across training seeds, like dataset.subset_seed)
+    preconditioned: bool = False  # Adam/AdamW/RMSprop: also λmax of P^-1/2 H P^-1/2 (Cohen et al. 2022)
+    tol: float = 1e-3  # relative residual ||Hv - λv|| <= tol·|λ1|, as analysis.tol
+    max_hvps: int | None = None  # product budget per probe and operator; null = 100·top_k + 500
+    guard_steps: int = 0  # Lanczos steps from a fresh random vector after convergence (see the README)
+
+    def __post_init__(self) -> None:
+        if self.every is not None and self.every <= 0:
+            raise ConfigValueError(
+                "trainer.sharpness.every", f"must be > 0 steps (null turns the probe off), got {self.every}"
+            )
+        _positive(self.top_k, "trainer.sharpness.top_k")
+        _positive(self.set, "trainer.sharpness.set", allow_none=True)
+        _positive(self.tol, "trainer.sharpness.tol")
+        _positive(self.guard_steps, "trainer.sharpness.guard_steps", strict=False)
+        if self.max_hvps is not None and self.max_hvps < self.top_k:
+            raise ConfigValueError(
+                "trainer.sharpness.max_hvps",
+                f"must be >= trainer.sharpness.top_k = {self.top_k}, got {self.max_hvps}",
+            )
+
+    @property
+    def enabled(self) -> bool:
+        return self.every is not None
+
+
+@dataclass
 class TrainerConfig:
     max_steps: int | None = 500  # optimizer steps; set null and use `epochs` instead if preferred
     epochs: float | None = None  # used when max_steps is null (fractional epochs allowed)
@@ -437,6 +474,7 @@ class TrainerConfig:
         None  # stop once the full training-set loss (eval) is <= this; null = off
     )
     progress: bool | None = None  # progress bar; null = only when stderr is a terminal
+    sharpness: SharpnessConfig = field(default_factory=SharpnessConfig)
 
     def __post_init__(self) -> None:
         if self.max_steps is None and self.epochs is None:

@@ -28,7 +28,7 @@ from hessdyn.config import to_object
 from hessdyn.config.errors import ConfigValueError, HessdynError
 from hessdyn.report.folders import index_page
 from hessdyn.store import RunDir, sweep_report_dir
-from hessdyn.training.command import check_run_dir, job_output_dir
+from hessdyn.training.command import check_train_job, job_output_dir
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -73,7 +73,7 @@ def plan(overrides: list[str]) -> list[Job]:
                 "torchrun --nproc_per_node=N -m hessdyn analyze run_dir=... analysis.distributed=true",
             )
         run_dir = job_output_dir(cfg, multirun=True)
-        check_run_dir(run_dir, cfg)
+        check_train_job(cfg, multirun=True)
         if run_dir in jobs:
             raise HessdynError(
                 f"two jobs of this command would share the run folder {run_dir}: a sweep over settings that do "

@@ -53,6 +53,11 @@ def check_run_dir(run_dir: Path, cfg: DictConfig) -> None:
 
 
 def check_train_job(cfg: DictConfig, multirun: bool) -> None:
+    """What a training job needs before anything is written: a run folder free for this config, and
+    settings that fit the model and the data (the sharpness probe's sizes)."""
+    from hessdyn.training.sharpness_probe import check_probe_config
+
+    check_probe_config(to_object(cfg))
     check_run_dir(job_output_dir(cfg, multirun), cfg)
 
 

@@ -35,6 +35,7 @@ from hessdyn.training.optimizers import build_optimizer
 from hessdyn.training.run_record import git_commit, versions
 from hessdyn.training.sam import SAM
 from hessdyn.training.schedules import lr_multiplier
+from hessdyn.training.sharpness_probe import SharpnessProbe
 
 log = logging.getLogger("hessdyn.train")
 
@@ -224,13 +225,17 @@ class _Session:
         self.sampler = _Sampler(len(self.data.train), self.plan.batch_size, cfg.seed + _SAMPLER_SEED_OFFSET)
         self.aug_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + _AUGMENT_SEED_OFFSET)
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        self.probe = SharpnessProbe.create(cfg, self.data.train, self.model, self.plan.batch_size)
         self.step, self.wall_before = 0, 0.0
         self.acc: dict[str, Any] = _fresh_accumulators()
         self.last: dict[str, float | None] = {"train": None, "test": None, "test_acc": None}
-        resumed_from = self._resume()
+        self.resumed_from = resumed_from = self._resume()
         self._write_config_if_missing()
         self.metrics = MetricsLog(run.train_csv, resume_step=resumed_from)
         self.base_record = self._base_record(plain_cfg, record, resumed_from)
+        if self.probe is not None:
+            self.probe.open_table(run.sharpness_csv, resumed_from)
+            self.base_record["sharpness"] = self.probe.provenance()
         self.t0 = time.perf_counter()
 
     # ------------------------------------------------------------------------------------- set up
@@ -255,6 +260,8 @@ class _Session:
         self.aug_gen.set_state(ckpt["rng"]["augment"].cpu())
         self.sampler.load({k: (v.cpu() if torch.is_tensor(v) else v) for k, v in ckpt["sampler"].items()})
         self.acc = {**_fresh_accumulators(), **ckpt["accumulators"]}  # older checkpoints lack the penalty
+        if self.probe is not None:
+            self.probe.restore(ckpt.get("sharpness"), path)
         self.step = int(ckpt["step"])
         self.wall_before = float(ckpt.get("wall_s", 0.0))
         log.info("resuming %s from step %d of %d", self.run_dir.path, self.step, self.plan.total_steps)
@@ -340,11 +347,20 @@ class _Session:
             else:
                 self.last["test"], self.last["test_acc"] = loss, accuracy
 
+    def probe_sharpness(self) -> None:
+        """The sharpness probe at this step, when one is due (its rows and vectors are in by the checkpoint)."""
+        if self.probe is not None:
+            self.probe(self.step, self.model, self.optimizer, self.lr_now())
+
     def checkpoint(self) -> None:
         self.metrics.flush()
         rng = {"torch": torch.get_rng_state(), "augment": self.aug_gen.get_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        extra: dict[str, Any] = {}
+        if self.probe is not None:
+            self.probe.flush()
+            extra["sharpness"] = self.probe.state()
         self.run_dir.save_checkpoint(
             {
                 "step": self.step,
@@ -358,6 +374,7 @@ class _Session:
                 "wall_s": self.wall(),
                 "lr": self.lr_now(),
                 "total_steps": self.plan.total_steps,
+                **extra,
             }
         )
 
@@ -374,8 +391,9 @@ class _Session:
             dynamic_ncols=True,
         )
         try:
-            if self.step == 0:
+            if self.resumed_from is None:  # a resume from step 0 has its rows and checkpoint already
                 self.eval_rows()
+                self.probe_sharpness()
                 self.checkpoint()
             while self.step < self.plan.total_steps:
                 stopped = self._update(bar)
@@ -389,6 +407,8 @@ class _Session:
         finally:
             bar.close()
             self.metrics.close()
+            if self.probe is not None:
+                self.probe.close()
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         train = self.data.train
@@ -421,6 +441,7 @@ class _Session:
         self._accumulate(terms, len(yb))
         self.step = step = step + 1
         bar.update(1)
+        self.probe_sharpness()
         if log_due:
             self._log_batch(bar, grad_norm, before, self.base_lrs[0] * mult)
         if step % self.cfg.trainer.eval_every == 0 or step in self.ckpt_set:
