@@ -215,6 +215,36 @@ def stability_data(tables: SweepTables, level: float) -> pd.DataFrame:
     return combine(frames)
 
 
+def sharpness_data(tables: SweepTables, level: float) -> pd.DataFrame:
+    """The metrics of :func:`stability_data` at every probed step, from the training-time probe
+    (``metrics/sharpness.csv``; rank 1, converged rows): ``lambda_max`` of the Hessian with
+    ``stability_threshold`` where the optimizer has one on it (SGD, momentum), ``precond_lambda_max`` with
+    ``precond_threshold`` (Adam, RMSprop), and ``stability_ratio`` = value / threshold per run and step."""
+    probe = tables.table("sharpness")
+    if probe.empty or not {"operator", "rank", "eigenvalue", "threshold"} <= set(probe.columns):
+        return empty(["step"])
+    probe = probe[(pd.to_numeric(probe["rank"], errors="coerce") == 1) & converged(probe)]
+    frames, ratios = [], []
+    for operator, value, threshold in (
+        ("hessian", "lambda_max", "stability_threshold"),
+        ("preconditioned", "precond_lambda_max", "precond_threshold"),
+    ):
+        rows = probe[probe["operator"] == operator].rename(
+            columns={"eigenvalue": value, "threshold": threshold}
+        )
+        if rows.empty:
+            continue
+        frames.append(seed_series(rows, ["step"], value, value, level))
+        if has_values(rows, threshold):
+            frames.append(seed_series(rows, ["step"], threshold, threshold, level))
+            applies = rows[pd.to_numeric(rows[threshold], errors="coerce").notna()]
+            ratios.append(applies.assign(stability_ratio=applies[value] / applies[threshold]))
+    if ratios:
+        ratio = pd.concat(ratios, ignore_index=True)
+        frames.append(seed_series(ratio, ["step"], "stability_ratio", "stability_ratio", level))
+    return combine(frames)
+
+
 WS_METRICS = (
     "lambda_max",
     "ws_bound",

@@ -1,4 +1,5 @@
-"""Reading every run's tables into one tidy frame per table.
+"""Reading every run's tables (train.csv, the other metrics tables, the analysis tables) into one tidy frame
+per table.
 
 Each frame holds the file's own columns plus ``run`` (the run's display name), ``group``, ``seed`` and
 ``status``. Columns are read by name; a table or column a run lacks is simply absent (the analysis
@@ -23,6 +24,8 @@ log = logging.getLogger("hessdyn")
 
 # the registered analysis tables a report reads (top_params.csv is for people, not figures)
 ANALYSIS_TABLES = tuple(t.name for t in tables(folder="analysis") if t.name != "top_params")
+# the run's own tables besides train.csv (metrics/sharpness.csv of the training-time probe)
+METRICS_TABLES = tuple(t.name for t in tables(folder="metrics") if t.name != "train")
 _TEXT_COLUMNS = text_columns()
 _META = ["run", "group", "seed", "status"]
 
@@ -39,9 +42,12 @@ class SweepTables:
     warnings: list[str] = field(default_factory=list)
     # table name -> runs whose file was read, also when it holds no rows (events.csv without events)
     sources: dict[str, set[str]] = field(default_factory=dict)
+    metrics: dict[str, pd.DataFrame] = field(default_factory=dict)  # METRICS_TABLES name -> frame
 
     def table(self, name: str) -> pd.DataFrame:
-        return self.analysis.get(name, pd.DataFrame(columns=_META))
+        """An analysis table (ANALYSIS_TABLES) or a run's metrics table (METRICS_TABLES) of every run."""
+        frames = self.metrics if name in METRICS_TABLES else self.analysis
+        return frames.get(name, pd.DataFrame(columns=_META))
 
 
 def has_values(frame: pd.DataFrame, column: str) -> bool:
@@ -100,6 +106,7 @@ def load_tables(runs: list[RunInfo], analysis_name: str = "default") -> SweepTab
     warnings: list[str] = []
     train: list[pd.DataFrame] = []
     per_table: dict[str, list[pd.DataFrame]] = {name: [] for name in ANALYSIS_TABLES}
+    per_metrics: dict[str, list[pd.DataFrame]] = {name: [] for name in METRICS_TABLES}
     settings: dict[str, dict[str, Any]] = {}
     analyzed: dict[str, int] = {}
     sources: dict[str, set[str]] = {name: set() for name in ANALYSIS_TABLES}
@@ -108,6 +115,16 @@ def load_tables(runs: list[RunInfo], analysis_name: str = "default") -> SweepTab
         frame = read_csv(run_dir.train_csv, warnings)
         if frame is not None and "step" in frame.columns:
             train.append(_tag(frame, run))
+        for name in METRICS_TABLES:
+            frame = read_csv(run_dir.metrics_table(name), warnings)
+            if frame is not None and "step" in frame.columns:
+                if not converged(frame).all():
+                    bad = int((~converged(frame)).sum())
+                    warnings.append(
+                        f"{run.name}: {bad} of {len(frame)} probed eigenpairs did not converge ({name}.csv); "
+                        "they are left out of the figures"
+                    )
+                per_metrics[name].append(_tag(frame, run))
         adir = run_dir.analysis(analysis_name)
         steps: set[float] = set()
         for name in ANALYSIS_TABLES:
@@ -139,4 +156,5 @@ def load_tables(runs: list[RunInfo], analysis_name: str = "default") -> SweepTab
         analyzed_steps=analyzed,
         warnings=warnings,
         sources=sources,
+        metrics={name: _concat(frames) for name, frames in per_metrics.items()},
     )

@@ -24,9 +24,9 @@ def build(sweep: Path, **settings) -> ReportResult:
 
 @pytest.fixture(scope="session")
 def clean_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two optimizers x two seeds, completed, with every analysis table."""
+    """Two optimizers x two seeds, completed, with every analysis table and the training-time probe."""
     root = tmp_path_factory.mktemp("clean") / "sweep"
-    make_sweep(root)
+    make_sweep(root, probe=True)
     return root
 
 

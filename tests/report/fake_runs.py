@@ -171,6 +171,42 @@ def write_train_csv(run_dir: Path, optimizer: str, seed: int, last_step: int, di
     write_table(RunDir(run_dir).train_csv, table("train"), rows, all_columns=True)
 
 
+def probe_lambda_at(step: float, o: int, seed: int) -> float:
+    """The training-time probe's λmax: the analysis' curve plus a period-2 wiggle (edge-of-stability-like)."""
+    return lambda_max_at(step, o, seed) * (1.0 + 0.02 * (-1) ** int(step))
+
+
+def write_sharpness_csv(run_dir: Path, optimizer: str, seed: int, last_step: int) -> None:
+    """metrics/sharpness.csv every 2 steps, ranks 1-2; Adam also preconditioned rows (from step 2), and one
+    unconverged rank-1 row (step 4 of seed 1) the report must leave out."""
+    o, cfg = opt_index(optimizer), OPTIMIZERS[optimizer]
+    lr, beta = cfg["lr"], cfg.get("momentum", cfg.get("beta1", 0.0))
+    sgd_like = optimizer in ("sgd", "momentum")
+    rows = []
+    for step in range(0, last_step + 1, 2):
+        lmax = probe_lambda_at(step, o, seed)
+        operators = [("hessian", lmax, (2 + 2 * beta) / lr if sgd_like else None)]
+        if not sgd_like and step > 0:
+            operators.append(("preconditioned", 300.0 + step + 10 * seed, (2 + 2 * beta) / ((1 - beta) * lr)))
+        for operator, top, threshold in operators:
+            for rank in (1, 2):
+                rows.append(
+                    {
+                        "step": step,
+                        "operator": operator,
+                        "rank": rank,
+                        "eigenvalue": top * 0.8 ** (rank - 1),
+                        "residual": 1e-4,
+                        "converged": not (seed == 1 and step == 4 and rank == 1),
+                        "hvps": 4,
+                        "threshold": threshold,
+                        "lr": lr,
+                        "wall_s": 0.01,
+                    }
+                )
+    write_table(RunDir(run_dir).sharpness_csv, table("sharpness"), rows, all_columns=True)
+
+
 def write_analysis(
     run_dir: Path,
     optimizer: str,
@@ -435,8 +471,10 @@ def write_run(
     tables: Sequence[str] = ALL_TABLES,
     overrides: Sequence[str] | None = None,
     run_json: bool = True,
+    probe: bool = False,
 ) -> Path:
-    """One run directory: ``.hydra/``, ``run.json``, ``metrics/train.csv`` and (if ``analyzed``) ``analysis/``.
+    """One run directory: ``.hydra/``, ``run.json``, ``metrics/train.csv`` (and ``metrics/sharpness.csv`` if
+    ``probe``) and (if ``analyzed``) ``analysis/``.
 
     ``last_step`` < 100 truncates training (a diverged or running run); the analysis then covers the
     checkpoints up to it.
@@ -464,6 +502,8 @@ def write_run(
     }
     run.write_record(record)
     write_train_csv(run_dir, optimizer, seed, last, diverged=status == "diverged")
+    if probe:
+        write_sharpness_csv(run_dir, optimizer, seed, last)
     if analyzed:
         write_analysis(run_dir, optimizer, seed, [s for s in STEPS if s <= last], tables)
     return run_dir

@@ -81,6 +81,7 @@ def test_figures_without_data_are_listed_not_drawn(partial_report) -> None:
         "Eigenvalue crossings and clusters",
         "Spectral density snapshots",
         "Sharpness under reparametrization",
+        "Sharpness during training (probe)",
     }
     out = report.out
     for name in ("density", "reparam", "layer_mass"):

@@ -12,6 +12,7 @@ from hessdyn.report.figures.base import FigureResult, FigureSpec
 from hessdyn.report.figures.curvature import (
     density_figure,
     eigenvalues_figure,
+    sharpness_figure,
     spectral_range_figure,
     stability_figure,
     trace_figure,
@@ -49,6 +50,12 @@ FIGURES: tuple[FigureSpec, ...] = (
         "Sharpness against the stability threshold",
         stability_figure,
         "summary.csv stability_threshold or precond_threshold (optimizer metric group)",
+    ),
+    FigureSpec(
+        "sharpness",
+        "Sharpness during training (probe)",
+        sharpness_figure,
+        "metrics/sharpness.csv (trainer.sharpness.every; off by default)",
     ),
     FigureSpec(
         "ws_bound",

@@ -1,8 +1,12 @@
-"""Curvature against step: top eigenvalues, stability, Wolkowicz–Styan bound, trace, spectral density."""
+"""Curvature against step: top eigenvalues, stability (at checkpoints and from the training-time probe),
+Wolkowicz–Styan bound, trace, spectral density."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
+from matplotlib.figure import Figure
 
 from hessdyn.report import aggregate as agg
 from hessdyn.report.bands import on_log_axis
@@ -111,6 +115,65 @@ def eigenvalues_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | 
 
 def stability_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
     data = agg.stability_data(tables, o.level)
+    panels = _stability_panels(data, o)
+    if panels is None:
+        return None
+    bn_groups = agg.batch_statistics_groups(tables)
+    which_hessian = "Every λmax here is of the loss as trained" + (
+        ": for the batch-norm nets (" + ", ".join(bn_groups) + ") the Hessian with batch norm normalizing "
+        "with the statistics of each batch of the training batch size (lambda_max_trained, dash-dot; their "
+        "preconditioned λmax too), not the analysis' Hessian mode of the eigenvalue figure; elsewhere the "
+        "analysis' Hessian (lambda_max). "
+        if bn_groups
+        else " (no group has batch norm, so it is the analysis' Hessian, lambda_max). "
+    )
+    caption = (
+        "Sharpness against the optimizer's stability threshold at the analyzed checkpoints (summary.csv). "
+        + panels.caption(o, which_hessian)
+    )
+    return FigureResult(
+        "stability", "Sharpness against the stability threshold", caption, panels.figure, data
+    )
+
+
+def sharpness_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
+    data = agg.sharpness_data(tables, o.level)
+    panels = _stability_panels(data, o)
+    if panels is None:
+        return None
+    caption = (
+        "Sharpness at every probed step, from the training-time probe (metrics/sharpness.csv, trainer.sharpness; "
+        "rank 1, converged pairs): the Hessian of the loss as trained (batch statistics, no dropout) on the run's "
+        "fixed probe set (run.json records it), which need not be the analysis' Hessian set or mode. "
+        + panels.caption(o, "")
+    )
+    return FigureResult("sharpness", "Sharpness during training (probe)", caption, panels.figure, data)
+
+
+@dataclass(frozen=True)
+class _StabilityPanels:
+    figure: Figure
+    log: bool  # the eigenvalue panel is on a log axis
+    log_ratio: bool  # the ratio panel is
+
+    def caption(self, o: FigureOptions, which_hessian: str) -> str:
+        """The panels' caption, with ``which_hessian`` (what λmax is of) after the edge-of-stability line."""
+        return (
+            "Left: λmax (solid) with 2/η for SGD and (2+2β)/η with momentum (dashed), and for Adam the largest "
+            "eigenvalue of the preconditioned Hessian (dotted) with (2+2β1)/((1−β1)η) (dashed). Right: their ratio, "
+            "λmax / (2/η) = ηλmax/2 for SGD"
+            + (", on a log axis" if self.log_ratio else "")
+            + "; 1 is the edge of stability of the quadratic model. "
+            + which_hessian
+            + "Adam's ratio is large over its first steps, where the second-moment estimate v̂ is still tiny and "
+            "the preconditioner huge. Groups whose optimizer has neither threshold are not drawn. "
+            + band_text(o, self.log or self.log_ratio)
+        )
+
+
+def _stability_panels(data: pd.DataFrame, o: FigureOptions) -> _StabilityPanels | None:
+    """λmax (and the preconditioned λmax) with their thresholds, and their ratio, per group (the metrics of
+    ``aggregate.stability_data``); None when no group has a threshold."""
     ratio = present(data, "stability_ratio")
     if ratio.empty:
         return None
@@ -150,28 +213,7 @@ def stability_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | No
         step_axis(a, o.log_x)
     note_individual(ax_ratio, data)
     legend_below(fig, [ax, ax_ratio])
-    bn_groups = agg.batch_statistics_groups(tables)
-    caption = (
-        "Sharpness against the optimizer's stability threshold (summary.csv). Left: λmax (solid) with 2/η for SGD and "
-        "(2+2β)/η with momentum (dashed), and for Adam the largest eigenvalue of the preconditioned Hessian (dotted) "
-        "with (2+2β1)/((1−β1)η) (dashed). Right: their ratio, λmax / (2/η) = ηλmax/2 for SGD"
-        + (", on a log axis" if log_ratio else "")
-        + "; 1 is the edge of stability of the quadratic model. Every λmax here is of the loss as trained"
-        + (
-            ": for the batch-norm nets ("
-            + ", ".join(bn_groups)
-            + ") the Hessian with batch norm normalizing "
-            "with the statistics of each batch of the training batch size (lambda_max_trained, dash-dot; their "
-            "preconditioned λmax too), not the analysis' Hessian mode of the eigenvalue figure; elsewhere the "
-            "analysis' Hessian (lambda_max). "
-            if bn_groups
-            else " (no group has batch norm, so it is the analysis' Hessian, lambda_max). "
-        )
-        + "Adam's ratio is large over its first steps, where the second-moment estimate v̂ is still tiny and the "
-        "preconditioner huge. Groups whose optimizer has neither threshold are not drawn. "
-        + band_text(o, log or log_ratio)
-    )
-    return FigureResult("stability", "Sharpness against the stability threshold", caption, fig, data)
+    return _StabilityPanels(fig, log, log_ratio)
 
 
 def ws_bound_figure(tables: SweepTables, o: FigureOptions) -> FigureResult | None:
