@@ -48,11 +48,13 @@ SEEDS = (0, 1)
 TOP_K = 3
 # every figure the analysis' default metric groups feed; density and reparam are off by default, and a
 # sweep whose eigenvalues never cross or cluster has no events figure
-# figures of metric groups that analysis=default leaves off (density, reparam, noise) or that need events
+# figures of metric groups that analysis=default leaves off (density, reparam, noise), that need events, or
+# that need the training-time probe (sharpness: trainer.sharpness is off here)
 ALWAYS = {spec.name for spec in FIGURES if not spec.name.startswith("noise_")} - {
     "density",
     "reparam",
     "events",
+    "sharpness",
 }
 
 
