@@ -88,7 +88,8 @@ def test_multirun_expands_every_job() -> None:
         ("regularizer.beta=0.1", r"invalid value for 'regularizer.beta': regularizer=none has no penalty"),
         (  # an optional group: Hydra itself would silently run the defaults
             "experiment=quickstrat",
-            r"unknown experiment 'quickstrat' \(choose from: flat_minima, lr_sweep, noise_curvature, optimizer_dynamics, quickstart, ",
+            r"unknown experiment 'quickstrat' \(choose from: edge_of_stability, flat_minima, lr_sweep, "
+            r"noise_curvature, optimizer_dynamics, quickstart, ",
         ),
     ],
 )
@@ -177,5 +178,5 @@ def test_flat_minima_arms_are_one_sweep_axis_the_report_tells_apart() -> None:
         "sgd, beta=0.1",
         "sgd, beta=1",
     ]
-    with pytest.raises(HessdynError, match=r"unknown arm 'nope' \(choose from: adam, hsr_1e-1, "):
+    with pytest.raises(HessdynError, match=r"unknown arm 'nope' \(choose from: adam, eos_adam_lr0.001, "):
         preflight("train", ["experiment=flat_minima", "arm=nope"], multirun=False, check=None)

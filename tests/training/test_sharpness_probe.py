@@ -487,3 +487,21 @@ def test_resuming_from_the_step_0_checkpoint_writes_no_row_twice(tmp_path):
         ref = pd.read_csv(RunDir(tmp_path / "ref").metrics_table(name)).drop(columns="wall_s")
         got = pd.read_csv(run.metrics_table(name)).drop(columns="wall_s")
         pd.testing.assert_frame_equal(got, ref)
+
+
+def test_edge_of_stability_and_lr_sweep_probe_every_arm_at_full_batch(tmp_path, monkeypatch):
+    """The experiments the issue asks for: edge_of_stability's five arms (GD at three rates, Adam at two)
+    are full batch with the probe on; lr_sweep has a full-batch arm for each optimizer and rate."""
+    from hessdyn.config import to_object
+    from hessdyn.pipeline.command import plan
+
+    monkeypatch.setenv("HESSDYN_RESULTS", str(tmp_path))
+    arms = [to_object(job.cfg) for job in plan(["experiment=edge_of_stability"])]
+    got = sorted((c.optimizer.name, c.optimizer.lr) for c in arms)
+    assert got == [("adam", 0.001), ("adam", 0.003), ("sgd", 0.05), ("sgd", 0.1), ("sgd", 0.2)]
+    assert all(c.trainer.batch_size is None and c.trainer.sharpness.every == 5 for c in arms)
+    assert all(c.trainer.sharpness.preconditioned and c.trainer.sharpness.set is None for c in arms)
+    sweep = [to_object(job.cfg) for job in plan(["experiment=lr_sweep"])]
+    full = {(c.optimizer.name, c.optimizer.lr) for c in sweep if c.trainer.batch_size is None}
+    assert len(sweep) == 24 and len(full) == 12
+    assert all(c.trainer.sharpness.enabled for c in sweep)
