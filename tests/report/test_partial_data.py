@@ -82,6 +82,10 @@ def test_figures_without_data_are_listed_not_drawn(partial_report) -> None:
         "Spectral density snapshots",
         "Sharpness under reparametrization",
         "Sharpness during training (probe)",
+        "Top-subspace overlap of gradient noise and curvature",
+        "Diagonal power law of noise against curvature",
+        "Gradient noise per unit of curvature",
+        "Generalization gap against curvature measures",
     }
     out = report.out
     for name in ("density", "reparam", "layer_mass"):
