@@ -12,7 +12,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from hessdyn import __version__
+from hessdyn import __version__, threads
 from hessdyn.commands import COMMANDS, Command
 from hessdyn.config.errors import HessdynError
 
@@ -120,6 +120,8 @@ def run_command(command: Command, argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before anything imports torch or NumPy: OpenMP reads its wait policy when it loads (hessdyn.threads).
+    threads.prepare_environment()
     # conf/hydra/launcher/*.yaml set defaults for the launcher plugins under the plugins' own names, which
     # Hydra validates against the plugin's schema of that name (and warns about the matching by name).
     warnings.filterwarnings(

@@ -49,6 +49,7 @@ def run_cli(tmp_path: Path):
         timeout: float = 600,
         cwd: Path | None = None,
         env: dict | None = None,
+        unset: tuple[str, ...] = (),
     ):
         full_env = {
             **os.environ,
@@ -56,6 +57,8 @@ def run_cli(tmp_path: Path):
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
+        for name in unset:
+            full_env.pop(name, None)
         proc = subprocess.run(
             [*hessdyn_exe(), *args],
             cwd=cwd or tmp_path,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from hessdyn.commands.jobs import run_job
+from hessdyn.commands.jobs import job_thread_policy, run_job
 from hessdyn.config import to_object
 from hessdyn.config.errors import ConfigValueError, HessdynError
 from hessdyn.curvature.distributed import RankFailure, RanksDiverged
@@ -133,6 +133,7 @@ def analyze_task(cfg: DictConfig) -> dict:
 
     def body() -> dict:
         typed = to_object(cfg)
+        policy = job_thread_policy(typed.runtime)
         runs = target_runs(typed.run_dir, typed.sweep_dir)
         with analysis_context(typed.analysis.distributed, typed.analysis.device.value) as dctx:
             outcomes = analyze_many(
@@ -140,6 +141,7 @@ def analyze_task(cfg: DictConfig) -> dict:
                 data_root=typed.data_root,
                 force=typed.force,
                 dist=dctx,
+                threads=policy,
             )
         failed = {str(k): v for k, v in outcomes.items() if isinstance(v, str)}
         for run, out in outcomes.items():

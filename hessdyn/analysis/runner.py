@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from hessdyn import threads as thread_policy
 from hessdyn.analysis.checkpoint import (
     CheckpointInputs,
     CheckpointResult,
@@ -93,14 +94,17 @@ def analyze_run(
     progress: bool | None = None,
     on_checkpoint: Callable[[int], None] | None = None,
     dist: DistributedContext | None = None,
+    threads: thread_policy.ThreadPolicy | None = None,
 ) -> AnalysisOutcome:
     """Analyze every selected checkpoint of ``run_dir`` not analyzed yet; returns what was done.
 
     One process (or one distributed launch) at a time per analysis folder: a second one gets a HessdynError
     naming the first. dist: this process's rank of a distributed launch (collective: every rank calls this
-    with the same arguments); None for one process."""
+    with the same arguments); None for one process. threads: the process's thread policy (the CLI's),
+    fitted to the run's model size, applied and recorded in analysis.json; None: the caller's own threads
+    are used and recorded."""
     dctx = dist if dist is not None else DistributedContext.single()
-    job = _Job(RunDir(run_dir), settings, data_root, force, progress, on_checkpoint, dctx)
+    job = _Job(RunDir(run_dir), settings, data_root, force, progress, on_checkpoint, dctx, threads)
     if not job.run.path.is_dir():  # opening the run says what is wrong; a lock must not create the folder
         return job.analyze()
     with job.locked():
@@ -135,6 +139,7 @@ class _Job:
     progress: bool | None
     on_checkpoint: Callable[[int], None] | None
     dist: DistributedContext
+    threads: thread_policy.ThreadPolicy | None = None
     t0: float = field(default_factory=time.perf_counter)
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -217,6 +222,7 @@ class _Job:
         """analysis.json before any checkpoint: settings, Hessian mode and set, versions; returns the steps
         done already (rank 0 only)."""
         settings = self.settings
+        num_params = sum(p.numel() for p in ctx.new_model().parameters() if p.requires_grad)
         meta = (self.adir.read_meta() or {}) if not self.force else {}
         meta.update(
             {
@@ -232,7 +238,8 @@ class _Job:
                     "seed": settings.hessian_set_seed,
                     "of": len(ctx.data.train),
                 },
-                "num_params": sum(p.numel() for p in ctx.new_model().parameters() if p.requires_grad),
+                "num_params": num_params,
+                "threads": self._threads(num_params).to_dict(),
                 "device": str(ctx.device),
                 "ranks": self.dist.world_size,
                 "dtype": str(resolve_dtype(settings.dtype)).replace("torch.", ""),
@@ -244,6 +251,13 @@ class _Job:
         self.meta = meta
         self.adir.write_meta(meta)
         return [st for st in steps if self.adir.is_done(st)]
+
+    def _threads(self, num_params: int) -> thread_policy.ThreadPolicy:
+        if self.threads is None:
+            return thread_policy.current_policy()
+        policy = thread_policy.fit_workload(self.threads, num_params)
+        thread_policy.apply(policy)
+        return policy
 
     def _analyze_pending(
         self, ctx: RunContext, steps: list[int], done: list[int], todo: list[int], dtype: torch.dtype
@@ -437,6 +451,7 @@ def analyze_many(
     force: bool = False,
     progress: bool | None = None,
     dist: DistributedContext | None = None,
+    threads: thread_policy.ThreadPolicy | None = None,
 ) -> dict[Path, AnalysisOutcome | str]:
     """Analyze several (run, settings) pairs; a failing run is reported and the others go on (on every rank
     alike: a run's refusal reaches every rank; a failed collective ends them all)."""
@@ -444,7 +459,13 @@ def analyze_many(
     for run_dir, settings in jobs:
         try:
             outcomes[run_dir] = analyze_run(
-                run_dir, settings, data_root=data_root, force=force, progress=progress, dist=dist
+                run_dir,
+                settings,
+                data_root=data_root,
+                force=force,
+                progress=progress,
+                dist=dist,
+                threads=threads,
             )
         except HessdynError as exc:
             log.error("%s: %s", run_dir, exc)

@@ -9,6 +9,7 @@ command's ``check``; the first problem becomes one line on stderr and nothing is
 from __future__ import annotations
 
 import itertools
+import sys
 from typing import Any
 
 from hydra import compose, initialize_config_module
@@ -133,9 +134,24 @@ def compose_jobs(config_name: str, overrides: list[str], multirun: bool) -> list
     return configs
 
 
+def check_threads(configs: list[DictConfig], multirun: bool) -> None:
+    """``runtime.threads`` against the CPUs each job may use: above them is refused unless
+    ``runtime.oversubscribe=true``, and then warned once."""
+    from hessdyn.commands.jobs import thread_policy
+
+    warned = False
+    for cfg in configs:
+        runtime = validate(cfg).runtime
+        policy = thread_policy(runtime, cfg.hydra, multirun)
+        if policy.note and policy.source == "runtime.threads" and not warned:
+            print(f"hessdyn: warning: runtime.threads={policy.threads}: {policy.note}", file=sys.stderr)
+            warned = True
+
+
 def preflight(config_name: str, overrides: list[str], multirun: bool, check: Any | None) -> int:
     """Validate all jobs and run the command's check on each; returns the number of jobs. Raises HessdynError."""
     configs = compose_jobs(config_name, overrides, multirun)
+    check_threads(configs, multirun)
     if check is not None:
         for cfg in configs:
             HydraConfig.instance().set_config(cfg)

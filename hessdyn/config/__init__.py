@@ -27,6 +27,7 @@ __all__ = [
 # between a run and its resumption.
 NON_RESULT_KEYS: tuple[str, ...] = (
     "device",
+    "runtime",
     "name",
     "out_dir",
     "analysis",

@@ -684,6 +684,20 @@ class ReportConfig:
         _positive(self.density_snapshots, "report.density_snapshots", strict=False)
 
 
+# ------------------------------------------------------------------------------------------- runtime
+@dataclass
+class RuntimeConfig:
+    """How a process uses the machine (never what it computes: not part of a run's name or hash)."""
+
+    threads: str = "auto"  # auto (usable CPUs / parallel jobs, 1 for tiny models) or a positive integer
+    oversubscribe: bool = False  # allow runtime.threads above the CPUs this process may use (warned)
+
+    def __post_init__(self) -> None:
+        from hessdyn.threads import parse_setting
+
+        parse_setting(self.threads)
+
+
 # -------------------------------------------------------------------------------------- primary configs
 @dataclass
 class TrainConfig:
@@ -704,6 +718,7 @@ class TrainConfig:
     device: Device = Device.auto
     dtype: DType = DType.float32
     deterministic: bool = True  # torch.use_deterministic_algorithms (bit-identical CPU reruns)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def __post_init__(self) -> None:
         # cross-group: a regularizer that exists for some models only (runs before anything is written)
@@ -727,6 +742,7 @@ class AnalyzeConfig:
         False  # use each run's own `analysis` section (set by its experiment), not analysis.*
     )
     force: bool = False  # recompute checkpoints already analyzed with this exact analysis config
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
 
 @dataclass
@@ -737,3 +753,4 @@ class ReportCommandConfig:
     run_dirs: list[str] = field(default_factory=lambda: [])
     out: str | None = None  # default: SWEEP_DIR/report (or the first run's parent /report)
     report: ReportConfig = field(default_factory=ReportConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)

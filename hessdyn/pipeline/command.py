@@ -88,6 +88,11 @@ def _launcher_overrides(overrides: Sequence[str]) -> list[str]:
     return [o for o in overrides if o.lstrip("+~").startswith(("hydra/launcher=", "hydra.launcher."))]
 
 
+def _runtime_overrides(overrides: Sequence[str]) -> list[str]:
+    """``runtime.*`` (the thread policy) applies to every stage."""
+    return [o for o in overrides if o.lstrip("+~").startswith("runtime.")]
+
+
 def _call(args: list[str]) -> int:
     print("$ hessdyn " + " ".join(args), file=sys.stderr, flush=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -141,7 +146,12 @@ def analyze_command(todo: list[Job], overrides: Sequence[str]) -> list[str]:
     the command that trained them.
     """
     analysis = to_object(todo[0].cfg).analysis
-    args = ["analyze", *settings_overrides("analysis", analysis), *_launcher_overrides(overrides)]
+    args = [
+        "analyze",
+        *settings_overrides("analysis", analysis),
+        *_launcher_overrides(overrides),
+        *_runtime_overrides(overrides),
+    ]
     if len(todo) == 1:
         return [*args, f"run_dir={_quote(todo[0].run_dir)}"]
     return [args[0], "-m", *args[1:], "run_dir=" + ",".join(_quote(j.run_dir) for j in todo)]
@@ -181,7 +191,12 @@ def run_pipeline(overrides: list[str]) -> int:
         return 0
     report = to_object(jobs[0].cfg).report
     report = dataclasses.replace(report, analysis_name=to_object(jobs[0].cfg).analysis.name)
-    args = ["report", f"sweep_dir={_quote(sweep_dir)}", *settings_overrides("report", report)]
+    args = [
+        "report",
+        f"sweep_dir={_quote(sweep_dir)}",
+        *settings_overrides("report", report),
+        *_runtime_overrides(overrides),
+    ]
     rc = _call(args)
     if rc == 0:
         print(f"hessdyn run: done; open {index_page(report_dir)}", file=sys.stderr)

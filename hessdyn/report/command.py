@@ -21,7 +21,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from hessdyn.commands.jobs import run_job
+from hessdyn.commands.jobs import job_thread_policy, run_job
 from hessdyn.config import to_object
 from hessdyn.config.errors import HessdynError
 from hessdyn.config.schema import ReportCommandConfig
@@ -79,6 +79,7 @@ def report_task(cfg: DictConfig) -> dict:
         from hessdyn.report.build import build_report  # matplotlib & co. only once a report is built
 
         settings: ReportCommandConfig = to_object(cfg)
+        job_thread_policy(settings.runtime)
         out = report_out(settings.out, settings.sweep_dir, settings.run_dirs)
         ours = job_dir.parent == out.parent and job_dir.name.startswith(f".{out.name}{STAGING_MARK}")
         staging = job_dir if ours else staging_dir(out)

@@ -7,7 +7,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from hessdyn.commands.jobs import run_job
+from hessdyn.commands.jobs import job_thread_policy, run_job
 from hessdyn.config import config_hash, hashable_config, to_object
 from hessdyn.config.errors import DirectoryInUse, HessdynError
 from hessdyn.store import RunDir, RunStatus
@@ -69,8 +69,10 @@ def train_task(cfg: DictConfig) -> dict:
 
     def body() -> dict:
         check_run_dir(run_dir, cfg)
+        typed = to_object(cfg)
+        policy = job_thread_policy(typed.runtime)
         try:
-            result = train(to_object(cfg), run_dir)
+            result = train(typed, run_dir, threads=policy)
         except DirectoryInUse:
             raise  # the run belongs to the process that holds it: record nothing
         except BaseException as exc:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from hessdyn import threads as thread_policy
 from hessdyn.config import config_hash, hashable_config, plain_dict
 from hessdyn.config import schema as s
 from hessdyn.config.errors import HessdynError
@@ -161,8 +162,17 @@ def _progress_enabled(setting: bool | None) -> bool:
     return sys.stderr.isatty() if setting is None else bool(setting)
 
 
-def train(cfg: s.TrainConfig, run_dir: str | Path, data: DatasetSplits | None = None) -> TrainResult:
+def train(
+    cfg: s.TrainConfig,
+    run_dir: str | Path,
+    data: DatasetSplits | None = None,
+    threads: thread_policy.ThreadPolicy | None = None,
+) -> TrainResult:
     """Train (or resume) the run in ``run_dir``; returns its final status.
+
+    ``threads``: the process's thread policy (the CLI's), fitted to the model's size and applied; None keeps
+    the caller's thread count. Either way run.json records it, and a resumed run keeps the count it
+    started with (other counts may change the last bits of the results).
 
     Raises HessdynError when ``run_dir`` holds a run of another config, or another process is training
     in it.
@@ -170,10 +180,12 @@ def train(cfg: s.TrainConfig, run_dir: str | Path, data: DatasetSplits | None = 
     run = RunDir(run_dir)
     run.path.mkdir(parents=True, exist_ok=True)
     with run.lock("hessdyn train"):
-        return _train(cfg, run, data)
+        return _train(cfg, run, data, threads)
 
 
-def _train(cfg: s.TrainConfig, run: RunDir, data: DatasetSplits | None) -> TrainResult:
+def _train(
+    cfg: s.TrainConfig, run: RunDir, data: DatasetSplits | None, threads: thread_policy.ThreadPolicy | None
+) -> TrainResult:
     plain_cfg = hashable_config(plain_dict(cfg))
     chash = config_hash(plain_cfg)
     record = run.read_record()
@@ -190,7 +202,7 @@ def _train(cfg: s.TrainConfig, run: RunDir, data: DatasetSplits | None) -> Train
             record.get("steps"),
         )
         return TrainResult.from_record(record)
-    session = _Session(cfg, run, data, chash, plain_cfg, record)
+    session = _Session(cfg, run, data, chash, plain_cfg, record, threads)
     return session.run()
 
 
@@ -206,6 +218,7 @@ class _Session:
         chash: str,
         plain_cfg: dict[str, Any],
         record: dict[str, Any] | None,
+        threads: thread_policy.ThreadPolicy | None,
     ) -> None:
         self.cfg, self.run_dir, self.chash = cfg, run, chash
         self.device = resolve_device(cfg.device)
@@ -230,6 +243,7 @@ class _Session:
         self.acc: dict[str, Any] = _fresh_accumulators()
         self.last: dict[str, float | None] = {"train": None, "test": None, "test_acc": None}
         self.resumed_from = resumed_from = self._resume()
+        self.threads = self._thread_policy(threads, record, resumed_from)
         self._write_config_if_missing()
         self.metrics = MetricsLog(run.train_csv, resume_step=resumed_from)
         self.base_record = self._base_record(plain_cfg, record, resumed_from)
@@ -267,6 +281,26 @@ class _Session:
         log.info("resuming %s from step %d of %d", self.run_dir.path, self.step, self.plan.total_steps)
         return self.step
 
+    def _thread_policy(
+        self,
+        threads: thread_policy.ThreadPolicy | None,
+        record: dict[str, Any] | None,
+        resumed_from: int | None,
+    ) -> thread_policy.ThreadPolicy:
+        """The thread count of this session: the policy's, fitted to the model, unless the run resumes,
+        which keeps the count it started with."""
+        num_params = sum(p.numel() for p in self.model.parameters())
+        policy = (
+            thread_policy.fit_workload(threads, num_params) if threads else thread_policy.current_policy()
+        )
+        if resumed_from is not None:
+            policy = thread_policy.check_resume((record or {}).get("threads"), policy)
+            if policy.source == "resumed run":
+                log.info("threads: %s", policy.note)
+        if threads is not None or policy.source == "resumed run":
+            thread_policy.apply(policy)
+        return policy
+
     def _write_config_if_missing(self) -> None:
         """Called as a library, not through Hydra: keep the run self-describing."""
         if not self.run_dir.hydra_config.exists():
@@ -289,6 +323,7 @@ class _Session:
             "dataset": {"name": data.name, "n_train": len(data.train), "n_test": len(data.test), **data.info},
             "device": str(self.device),
             "dtype": str(self.dtype).replace("torch.", ""),
+            "threads": self.threads.to_dict(),
             "git_commit": git_commit(),
             "versions": versions(),
             "started": (record or {}).get("started", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
