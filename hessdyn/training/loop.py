@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -106,18 +106,13 @@ def evaluate(model: torch.nn.Module, split: TensorSplit, batch_size: int) -> tup
     return float(total_loss) / n, float(correct) / n
 
 
-def _sum(terms: Iterable[torch.Tensor]) -> torch.Tensor:
-    """``sum(terms)``: Python's left-to-right sum (the order every norm here has always used)."""
-    return cast(torch.Tensor, sum(terms))
+def global_norm(tensors: Iterable[torch.Tensor]) -> float:
+    """Euclidean norm of the tensors taken as one vector: one reduction per tensor, combined in float64.
 
-
-def _param_norm(model: torch.nn.Module) -> float:
-    return float(torch.sqrt(_sum((p.detach().double() ** 2).sum() for p in model.parameters())))
-
-
-def _grad_norm(model: torch.nn.Module) -> float:
-    grads = [p.grad.detach().double() for p in model.parameters() if p.grad is not None]
-    return float(torch.sqrt(_sum((g**2).sum() for g in grads))) if grads else 0.0
+    No float64 copy or squared temporary of the parameters is made: at a few hundred thousand parameters
+    those allocations cost as much as the reductions (issue 16, the training loop's overhead)."""
+    norms = [torch.linalg.vector_norm(t.detach()).double() for t in tensors]
+    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
 
 
 class _Sampler:
@@ -241,6 +236,7 @@ class _Session:
         self.probe = SharpnessProbe.create(cfg, self.data.train, self.model, self.plan.batch_size)
         self.step, self.wall_before = 0, 0.0
         self.acc: dict[str, Any] = _fresh_accumulators()
+        self._before: list[torch.Tensor] | None = None
         self.last: dict[str, float | None] = {"train": None, "test": None, "test_acc": None}
         self.resumed_from = resumed_from = self._resume()
         self.threads = self._thread_policy(threads, record, resumed_from)
@@ -364,6 +360,7 @@ class _Session:
         )
 
     def eval_rows(self) -> None:
+        param_norm = global_norm(self.model.parameters())
         for split_name, split in (("train", self.data.train), ("test", self.data.test)):
             loss, accuracy = evaluate(self.model, split, self.cfg.trainer.eval_batch_size)
             self.metrics.write(
@@ -374,7 +371,7 @@ class _Session:
                 loss=loss,
                 accuracy=accuracy,
                 lr=self.lr_now(),
-                param_norm=_param_norm(self.model),
+                param_norm=param_norm,
                 wall_s=self.wall(),
             )
             if split_name == "train":
@@ -467,8 +464,8 @@ class _Session:
             return self._diverge(terms.total)
         log_due = (step + 1) % self.cfg.trainer.log_every == 0 or step + 1 == self.plan.total_steps
         if log_due:  # the gradient at w and the weights before the update
-            grad_norm = _grad_norm(self.model)
-            before = [p.detach().clone() for p in self.model.parameters()]
+            grad_norm = global_norm(p.grad for p in self.model.parameters() if p.grad is not None)
+            before = self._snapshot()
         mult = lr_multiplier(self.cfg.schedule, step, self.plan.total_steps)
         for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
             group["lr"] = base * mult
@@ -506,17 +503,22 @@ class _Session:
             acc["penalty"] += terms.penalty * count
             acc["bound"] += terms.bound * count
 
+    def _snapshot(self) -> list[torch.Tensor]:
+        """The parameters before an update, in buffers reused from one logged step to the next."""
+        params = [p.detach() for p in self.model.parameters()]
+        if self._before is None or any(b.shape != p.shape for b, p in zip(self._before, params, strict=True)):
+            self._before = [p.clone() for p in params]
+        else:
+            for b, p in zip(self._before, params, strict=True):
+                b.copy_(p)
+        return self._before
+
     def _log_batch(self, bar: tqdm, grad_norm: float, before: list[torch.Tensor], lr: float) -> None:
         """The ``batch`` row: mean loss and accuracy of the updates since the previous row."""
         acc = self.acc
-        update_norm = float(
-            torch.sqrt(
-                _sum(
-                    ((p.detach() - b).double() ** 2).sum()
-                    for p, b in zip(self.model.parameters(), before, strict=True)
-                )
-            )
-        )
+        for b, p in zip(before, self.model.parameters(), strict=True):
+            b.sub_(p.detach())  # before - after, in the snapshot's own buffer
+        update_norm = global_norm(before)
         batch_loss = acc["loss"] / acc["count"]
         regularized = self.objective.regularized
         self.metrics.write(
@@ -529,7 +531,7 @@ class _Session:
             lr=lr,
             grad_norm=grad_norm,
             update_norm=update_norm,
-            param_norm=_param_norm(self.model),
+            param_norm=global_norm(self.model.parameters()),
             wall_s=self.wall(),
             penalty=acc["penalty"] / acc["count"] if regularized else None,
             batch_ws_bound=acc["bound"] / acc["count"] if regularized else None,
