@@ -218,13 +218,7 @@ def resolve_threads(
     cpus, cpus_source = budget.cpus, budget.source
     if share.cpus_per_task is not None and share.cpus_per_task < cpus:
         cpus, cpus_source = share.cpus_per_task, "launcher cpus_per_task"
-    base = {
-        "wait_policy": wait_policy(environ),
-        "cpus": cpus,
-        "cpus_source": cpus_source,
-        "launcher": share.name,
-        "parallel_jobs": share.parallel_jobs,
-    }
+    base = ThreadPolicy(0, "", wait_policy(environ), cpus, cpus_source, share.name, share.parallel_jobs)
     explicit = parse_setting(setting)
     if explicit is not None:
         if explicit > cpus and not oversubscribe:
@@ -233,12 +227,12 @@ def resolve_threads(
                 "use fewer, auto, or add runtime.oversubscribe=true"
             )
         note = f"more threads than the {cpus} usable CPU(s)" if explicit > cpus else ""
-        return ThreadPolicy(explicit, "runtime.threads", note=note, **base)
+        return replace(base, threads=explicit, source="runtime.threads", note=note)
     user = user_omp_threads(environ)
     if user is not None:
-        return ThreadPolicy(user, THREADS_VAR, **base)
+        return replace(base, threads=user, source=THREADS_VAR)
     threads = max(1, cpus // share.parallel_jobs)
-    return ThreadPolicy(threads, "auto", note=f"{cpus} CPU(s) / {share.parallel_jobs} job(s)", **base)
+    return replace(base, threads=threads, source="auto", note=f"{cpus} CPU(s) / {share.parallel_jobs} job(s)")
 
 
 def fit_workload(policy: ThreadPolicy, num_params: int) -> ThreadPolicy:
@@ -292,7 +286,7 @@ def apply(policy: ThreadPolicy) -> None:
     if torch.get_num_threads() != policy.threads:
         torch.set_num_threads(policy.threads)
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
     except ImportError:  # NumPy's BLAS then keeps its own default; torch is what matters
         return
     threadpool_limits(limits=policy.threads, user_api="blas")

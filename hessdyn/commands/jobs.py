@@ -53,7 +53,7 @@ def launcher_node(hydra_cfg: Any, multirun: bool) -> dict[str, Any] | None:
         return None
     node = hydra_cfg.launcher
     plain = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-    return dict(plain) if isinstance(plain, dict) else None
+    return {str(k): v for k, v in plain.items()} if isinstance(plain, dict) else None
 
 
 def thread_policy(runtime: Any, hydra_cfg: Any, multirun: bool) -> threads.ThreadPolicy:
