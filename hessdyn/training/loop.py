@@ -89,7 +89,7 @@ def plan_steps(cfg: s.TrainConfig, n_train: int) -> StepPlan:
     return StepPlan(batch_size, steps_per_epoch, total, tuple(checkpoint_steps(cfg.checkpoint, total)))
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(model: torch.nn.Module, split: TensorSplit, batch_size: int) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` (in eval mode) over a whole split."""
     was_training = model.training

@@ -76,3 +76,12 @@ def test_pipeline_with_an_analysis_override_trains_once_and_analyzes_with_it(res
 def test_sweeping_a_setting_that_names_no_folder_is_refused_with_what_to_do(results):
     with pytest.raises(HessdynError, match=r"share the run folder .*analysis.name=NAME"):
         plan(["experiment=quickstart", "analysis.top_k=3,4"])
+
+
+def test_pipeline_passes_the_thread_policy_to_every_stage(results):
+    jobs = plan(["experiment=quickstart", "runtime.threads=1"])
+    assert [j.run_dir for j in jobs] == [j.run_dir for j in plan(["experiment=quickstart"])]
+    args = analyze_command(jobs, ["experiment=quickstart", "runtime.threads=1", "hydra/launcher=joblib"])
+    assert "runtime.threads=1" in args and "hydra/launcher=joblib" in args
+    composed = compose_jobs("analyze", args[2:], multirun=True)
+    assert all(to_object(c).runtime.threads == "1" for c in composed)
