@@ -20,7 +20,7 @@ the ratios the issue sets targets for (issue 16):
 - quiet, auto <= 1.05x the old default;
 - the joblib sweep <= 0.65x the basic launcher.
 
-usage: python scripts/bench_contention.py [--repeats 3] [--old-timeout 120] [--skip-sweep]
+usage: python scripts/bench_contention.py [--repeats 3] [--old-timeout 120] [--skip-sweep | --only-sweep]
 """
 
 from __future__ import annotations
@@ -89,9 +89,7 @@ def recorded_threads(results: Path) -> str:
     return f"{record.get('threads')} thread(s), {record.get('source')}, wait {record.get('wait_policy')}"
 
 
-def measure_single(
-    root: Path, repeats: int, old_timeout: float
-) -> dict[tuple[str, str, bool], list[float]]:
+def measure_single(root: Path, repeats: int, old_timeout: float) -> dict[tuple[str, str, bool], list[float]]:
     """Training and analysis of one quickstart run, every setting quiet and busy, interleaved."""
     times: dict[tuple[str, str, bool], list[float]] = {}
     analyzed = root / "analyzed"
@@ -124,7 +122,7 @@ def measure_sweep(root: Path, repeats: int) -> dict[str, list[float]]:
             extra = ["hydra/launcher=joblib"] if launcher == "joblib" else []
             env = env_for("auto", results)
             t = timed(["train", "-m", "experiment=quickstart", "trainer.progress=false", *extra], env)
-            runs = sorted(str(p.parent) for p in results.rglob("run.json"))
+            runs = sorted(f"'{p.parent}'" for p in results.rglob("run.json"))  # quoted: names hold = and ,
             t += timed(["analyze", "-m", "run_dir=" + ",".join(runs), "settings_from_run=true", *extra], env)
             times.setdefault(launcher, []).append(t)
             shutil.rmtree(results, ignore_errors=True)
@@ -167,11 +165,13 @@ def main() -> int:
         "--old-timeout", type=float, default=120.0, help="seconds before an old-default run is cut off"
     )
     parser.add_argument("--skip-sweep", action="store_true")
+    parser.add_argument("--only-sweep", action="store_true")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs; load average before: {os.getloadavg()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        report(measure_single(root, args.repeats, args.old_timeout))
+        if not args.only_sweep:
+            report(measure_single(root, args.repeats, args.old_timeout))
         if not args.skip_sweep:
             sweep = measure_sweep(root, args.sweep_repeats)
             basic, joblib = med(sweep["basic"]), med(sweep["joblib"])
