@@ -19,7 +19,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from hessdyn.config import register_configs, register_resolvers, to_object
-from hessdyn.config.errors import HessdynError, describe_config_error
+from hessdyn.config.errors import HessdynError, describe_config_error, unparsable_override
 
 CONFIG_MODULE = "hessdyn.conf"
 MAX_CHECKED_JOBS = 512
@@ -76,7 +76,20 @@ def compose_job(config_name: str, overrides: list[str]) -> DictConfig:
     try:
         return compose(config_name, overrides=overrides, return_hydra_config=True)
     except Exception as exc:  # Hydra raises several exception types for bad overrides
+        bad = _first_unparsable(overrides)
+        if bad is not None:
+            raise PreflightError(unparsable_override(bad)) from exc
         raise PreflightError(describe_config_error(exc, _valid_keys(config_name, overrides))) from exc
+
+
+def _first_unparsable(overrides: list[str]) -> str | None:
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_override(override)
+        except Exception:  # noqa: BLE001 - the grammar's lexer and parser errors
+            return override
+    return None
 
 
 def validate(cfg: DictConfig) -> Any:

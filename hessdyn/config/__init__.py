@@ -10,11 +10,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from hessdyn.config.errors import ConfigValueError, HessdynError
+from hessdyn.config.schema import reject_non_finite
 from hessdyn.config.store import register_configs
 
 __all__ = [
     "ConfigValueError",
     "HessdynError",
+    "changed_keys",
     "config_hash",
     "hashable_config",
     "register_configs",
@@ -98,6 +100,7 @@ def to_object(cfg: DictConfig) -> Any:
         with _writable(cfg):
             del cfg["hydra"]
     _refuse_unknown_keys(cfg, "")
+    reject_non_finite(cfg)
     return OmegaConf.to_object(cfg)
 
 
@@ -132,10 +135,11 @@ class _writable:
         OmegaConf.set_readonly(self.cfg, self.readonly)
 
 
-def hashable_config(
-    cfg: DictConfig | dict[str, Any], exclude: tuple[str, ...] = NON_RESULT_KEYS
-) -> dict[str, Any]:
-    """Resolved plain-dict config without Hydra's node and without the keys in ``exclude``."""
+def hashable_config(cfg: Any, exclude: tuple[str, ...] = NON_RESULT_KEYS) -> dict[str, Any]:
+    """Resolved plain-dict config without Hydra's node and without the keys in ``exclude``; ``cfg`` is a
+    composed DictConfig, a plain dict or a typed config (a schema dataclass)."""
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        cfg = plain_dict(cfg)
     if isinstance(cfg, DictConfig):
         if "hydra" in cfg:  # Hydra's own node may hold runtime-only interpolations: drop it before resolving
             cfg = cfg.copy()
@@ -198,7 +202,21 @@ def _drop_inactive_probe(plain: dict[str, Any]) -> None:
             trainer.pop("sharpness")
 
 
-def config_hash(cfg: DictConfig | dict[str, Any]) -> str:
-    """Short stable hash of the result-relevant part of a training config."""
+def config_hash(cfg: Any) -> str:
+    """Short stable hash of the result-relevant part of a training config (any form :func:`hashable_config`
+    takes)."""
     blob = json.dumps(hashable_config(cfg), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key: old -> new`` of every leaf that differs between two plain config dicts."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changed_keys(a, b, path)
+        elif a != b:
+            out.append(f"{path}: {a!r} -> {b!r}")
+    return out

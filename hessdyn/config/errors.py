@@ -8,7 +8,12 @@ class HessdynError(Exception):
 
 
 class DirectoryInUse(HessdynError):
-    """Another process holds the folder's write lock (see hessdyn.store.exclusive_dir); nothing was written."""
+    """Another process holds the folder's write lock (see hessdyn.store.exclusive_dir); nothing was written.
+    ``holder`` says who (``hessdyn train (pid 12 on host)``)."""
+
+    def __init__(self, message: str, holder: str = "another process") -> None:
+        self.holder = holder
+        super().__init__(message)
 
 
 class ConfigValueError(HessdynError, ValueError):
@@ -89,3 +94,35 @@ def _override_key(text: str) -> str:
 
     m = re.search(r"override ([^=\s]+)=", text)
     return m.group(1) if m else "?"
+
+
+class Interrupted(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM; Ctrl-C raises a plain KeyboardInterrupt): finished work is
+    kept and rerunning the same command continues it. ``signal_name`` is ``SIGTERM`` or ``SIGINT``."""
+
+    def __init__(self, signal_name: str = "SIGINT") -> None:
+        self.signal_name = signal_name
+        super().__init__(signal_name)
+
+
+def interrupt_signal(exc: BaseException) -> str:
+    """``SIGTERM`` or ``SIGINT`` (Ctrl-C) of an interruption."""
+    return getattr(exc, "signal_name", "SIGINT")
+
+
+def unparsable_override(override: str) -> str:
+    """One line for an override Hydra's grammar cannot read, with how to quote it."""
+    key, _, value = override.partition("=")
+    if value.startswith("[") and ("/" in value or "=" in value[1:]):
+        hint = (
+            "run folders' paths hold '=' and ',': quote each path, and the whole argument for the shell: "
+            f"\"{key}=['PATH_A','PATH_B']\""
+        )
+    elif any(ord(c) > 127 for c in value):
+        hint = f"quote a value with characters other than ASCII letters and digits: \"{key}='{value}'\""
+    else:
+        hint = (
+            "quote a value holding spaces or special characters (\"key='value'\"); "
+            "syntax: key=value, group=option, -m for sweeps a=1,2"
+        )
+    return f"cannot parse override '{override}': {hint}"

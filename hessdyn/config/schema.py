@@ -8,6 +8,7 @@ config is turned into objects by :func:`hessdyn.config.to_object`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -57,6 +58,30 @@ class CheckpointSchedule(str, Enum):
 class SyntheticKind(str, Enum):
     gaussian_mixture = "gaussian_mixture"
     teacher = "teacher"
+
+
+def reject_non_finite(node: Any, path: str = "") -> None:
+    """Refuse NaN and ±inf in every numeric setting of a composed config (a DictConfig tree), once for all
+    keys: they pass the comparisons the schemas' checks make (``nan > 0`` is False, ``inf > 0`` True), so
+    ``optimizer.lr=nan`` would start a run that diverges at its first step and ``analysis.tol=nan`` one
+    that never converges."""
+    from omegaconf import DictConfig, ListConfig
+
+    items: list[tuple[str | int, str]]
+    if isinstance(node, DictConfig):
+        items = [(str(k), f"{path}.{k!s}" if path else str(k)) for k in node.keys()]
+    elif isinstance(node, ListConfig):
+        items = [(i, f"{path}[{i}]") for i in range(len(node))]
+    else:
+        return
+    for key, where in items:
+        try:
+            value = node[key]
+        except Exception:  # noqa: BLE001 - a missing value or an interpolation: the schema reports it
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigValueError(where, f"must be a finite number, got {value}")
+        reject_non_finite(value, where)
 
 
 def _positive(value: float | int | None, key: str, allow_none: bool = False, strict: bool = True) -> None:
@@ -261,6 +286,10 @@ class MomentumConfig(OptimizerConfig):
         super().__post_init__()
         if not 0.0 <= self.momentum < 1.0:
             raise ConfigValueError("optimizer.momentum", f"must be in [0, 1), got {self.momentum}")
+        if self.nesterov and self.momentum == 0.0:
+            raise ConfigValueError(
+                "optimizer.nesterov", "Nesterov momentum needs optimizer.momentum > 0; set one or the other"
+            )
 
 
 @dataclass
@@ -614,6 +643,12 @@ class AnalysisConfig:
         _positive(self.batch_size, "analysis.batch_size", allow_none=True)
         _positive(self.tol, "analysis.tol")
         _positive(self.max_hvps, "analysis.max_hvps")
+        if self.max_hvps < max(self.top_k, self.bottom_k):
+            raise ConfigValueError(
+                "analysis.max_hvps",
+                f"must be >= analysis.top_k and analysis.bottom_k (one product per wanted eigenpair at "
+                f"least), got {self.max_hvps} for top_k={self.top_k}, bottom_k={self.bottom_k}",
+            )
         _positive(self.every, "analysis.every")
         _positive(self.trace_hvps, "analysis.trace_hvps")
         _positive(self.density_probes, "analysis.density_probes")
