@@ -15,9 +15,26 @@ import torch
 from hessdyn.config.errors import HessdynError
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where the kernel says it (Linux), else set and reset."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_target(path: Path) -> tuple[int, str]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # mkstemp creates 0600; a result file gets the mode any other new file would (0644 under umask 022)
+    os.fchmod(fd, 0o666 & ~current_umask())
+    return fd, tmp
 
 
 def _commit(tmp: str, path: Path) -> None:
@@ -65,12 +82,32 @@ def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = 
             f"refusing to load {path}: it holds arbitrary Python objects, not plain tensors "
             f"(weights_only loading failed); only load files you trust, re-saved as plain state dicts"
         ) from exc
-    except (RuntimeError, EOFError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged file can fail anywhere inside the unpickler
+        first = str(exc).splitlines()[0] if str(exc) else ""
         raise HessdynError(
-            f"cannot read {path}: {str(exc).splitlines()[0]} (the file is damaged; delete it)"
+            f"cannot read {path}: {type(exc).__name__}: {first} (the file is damaged; restore or delete it)"
         ) from exc
 
 
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def check_writable(path: str | os.PathLike, what: str) -> None:
+    """Refuse, before anything is written, a destination that cannot be written: ``path`` is a file where
+    a folder is wanted, or its nearest existing folder is read-only (a read-only mount, no permission).
+    ``what`` names the setting that chose it (``out_dir``, ``run_dir``, ``out``)."""
+    path = Path(path).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise HessdynError(f"{what}: {path} is a file, not a folder; choose a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise HessdynError(f"{what}: {existing} is a file, not a folder; choose a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise HessdynError(
+            f"{what}: cannot write into {existing} (read-only or no permission); choose a writable folder "
+            "or fix its permissions"
+        )

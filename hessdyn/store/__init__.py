@@ -17,9 +17,12 @@ from hessdyn.store.analysis_dir import (
     pair_keys,
 )
 from hessdyn.store.csv import table_frame, write_table
-from hessdyn.store.locks import LOCK_NAME, exclusive_dir
+from hessdyn.store.integrity import DamagedFile
+from hessdyn.store.locks import LOCK_NAME, exclusive_dir, is_locked
 from hessdyn.store.run_dir import (
     CHECKPOINT_FORMAT,
+    CHECKPOINT_KEYS,
+    RESUME_KEYS,
     RunDir,
     find_run_dirs,
     is_run_dir,
@@ -50,6 +53,7 @@ from hessdyn.store.status import IN_MEANS, WRITABLE_STATUSES, RunStatus
 __all__ = [
     "ANALYSIS_FORMAT",
     "CHECKPOINT_FORMAT",
+    "CHECKPOINT_KEYS",
     "DEFAULT_NAME",
     "DISPLACEMENT",
     "EXTRA_SETS_KEY",
@@ -58,10 +62,12 @@ __all__ = [
     "LOCK_NAME",
     "NON_NEGATIVE",
     "POSITIVE",
+    "RESUME_KEYS",
     "UNBOUNDED",
     "WRITABLE_STATUSES",
     "AnalysisDir",
     "Column",
+    "DamagedFile",
     "Domain",
     "RunDir",
     "RunStatus",
@@ -71,6 +77,7 @@ __all__ = [
     "exclusive_dir",
     "find_run_dirs",
     "is_analysis_folder_name",
+    "is_locked",
     "is_run_dir",
     "load_checkpoint",
     "metric",

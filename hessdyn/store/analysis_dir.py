@@ -11,23 +11,39 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pandas as pd
 
-from hessdyn.io import atomic_torch_save, atomic_write_json, read_json, safe_torch_load
+from hessdyn.config.errors import HessdynError
+from hessdyn.io import atomic_torch_save, atomic_write_json, safe_torch_load
 from hessdyn.store.csv import Rows, write_table
+from hessdyn.store.integrity import (
+    DamagedFile,
+    checksum,
+    read_json_record,
+    table_problem,
+    table_record,
+    vectors_problem,
+    zip_problem,
+)
 from hessdyn.store.locks import exclusive_dir
-from hessdyn.store.schema import table
+from hessdyn.store.schema import table, tables
 
 ANALYSIS_FORMAT = "hessdyn-analysis-v1"
 DEFAULT_NAME = "default"
-FOLDER_PREFIX = "analysis"
+FOLDER_PREFIX: Final = "analysis"
 META_FILE = "analysis.json"
 LOG_FILE = "analyze.log"
 STEPS_DIR = "steps"
 EIGVECS_DIR = "eigvecs"
 COMPLETE = "complete"  # analysis.json "status" once every selected checkpoint is done
+CHECKSUM_KEY = "checksum"  # a step record's SHA-256 of its own content (hessdyn.store.integrity.checksum)
+STEP_TODO = "rerun `hessdyn analyze` on the run: the checkpoint is analyzed again"
+META_TODO = (
+    "rerun `hessdyn analyze` on the run with force=true: the settings of the results in this folder are "
+    "unknown, so every checkpoint is analyzed again"
+)
 
 
 def analysis_folder_name(name: str) -> str:
@@ -90,23 +106,38 @@ class AnalysisDir:
 
     # ------------------------------------------------------------------------------ analysis.json
     def read_meta(self) -> dict[str, Any] | None:
-        return read_json(self.meta_path) if self.meta_path.exists() else None
+        """``analysis.json``, or None; raises :class:`DamagedFile` when it does not parse (its settings are then
+        unknown, so its checkpoints cannot be trusted: ``force=true`` recomputes them)."""
+        if not self.meta_path.exists():
+            return None
+        return read_json_record(self.meta_path, (), META_TODO)
 
     def write_meta(self, meta: Mapping[str, Any]) -> None:
         atomic_write_json(self.meta_path, dict(meta))
 
     # --------------------------------------------------------------------------- per checkpoint
     def read_step_record(self, step: int) -> dict[str, Any] | None:
+        """The rows of checkpoint ``step`` (or its ``skipped`` reason), or None when it is not done; raises
+        :class:`DamagedFile` when the record does not parse or its checksum does not match."""
         path = self.step_record_path(step)
-        return read_json(path) if path.exists() else None
+        if not path.exists():
+            return None
+        record = read_json_record(path, (), STEP_TODO)
+        recorded = record.pop(CHECKSUM_KEY, None)
+        if recorded is not None and recorded != checksum(record):
+            raise DamagedFile(path, "its content does not match its checksum", STEP_TODO)
+        return record
+
+    def _write_step_file(self, step: int, record: Mapping[str, Any]) -> None:
+        atomic_write_json(self.step_record_path(step), {**record, CHECKSUM_KEY: checksum(dict(record))})
 
     def write_step_record(self, step: int, rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
         """The rows of every step table at ``step``; written after the eigenvectors, it marks the step done."""
-        atomic_write_json(self.step_record_path(step), dict(rows))
+        self._write_step_file(step, rows)
 
     def mark_skipped(self, step: int, reason: str) -> None:
         """Record that checkpoint ``step`` cannot be analyzed (done, without eigenvectors)."""
-        atomic_write_json(self.step_record_path(step), {"step": step, "skipped": reason})
+        self._write_step_file(step, {"step": step, "skipped": reason})
 
     def skip_reason(self, step: int) -> str | None:
         record = self.read_step_record(step)
@@ -119,25 +150,55 @@ class AnalysisDir:
     def save_vectors(self, step: int, payload: Mapping[str, Any]) -> None:
         atomic_torch_save(self.eigvecs_path(step), dict(payload))
 
-    def load_vectors(self, step: int) -> dict[str, Any]:
+    def load_vectors(self, step: int, num_params: int | None = None) -> dict[str, Any]:
         """``{"step", "eigenvalues", "eigenvectors" (k, P) float32, "bottom_*", "param_names"}``, plus the
         extra eigenpair sets of the metric groups that saved one (names under ``extra_sets``, keys from
-        :func:`pair_keys`)."""
-        loaded: dict[str, Any] = safe_torch_load(self.eigvecs_path(step))
+        :func:`pair_keys`); checked (CRC-32, keys, shapes, ``P`` = ``num_params`` when given, finiteness):
+        raises :class:`DamagedFile`."""
+        path = self.eigvecs_path(step)
+        problem = zip_problem(path)
+        if problem is not None:
+            raise DamagedFile(path, problem, STEP_TODO)
+        try:
+            loaded: dict[str, Any] = safe_torch_load(path)
+        except HessdynError as exc:
+            raise DamagedFile(path, str(exc), STEP_TODO) from exc
+        problem = vectors_problem(loaded, num_params)
+        if problem is not None:
+            raise DamagedFile(path, problem, STEP_TODO)
         return loaded
 
+    def step_problem(self, step: int, num_params: int | None = None) -> DamagedFile | None:
+        """The damage of a done checkpoint's files (its record, its eigenvectors), or None when both pass."""
+        try:
+            record = self.read_step_record(step)
+            if record is not None and "skipped" not in record:
+                self.load_vectors(step, num_params)
+        except DamagedFile as exc:
+            return exc
+        return None
+
     def is_done(self, step: int) -> bool:
-        """Analyzed, or found not analyzable (its step record says why)."""
-        return self.step_record_path(step).exists() and (
-            self.eigvecs_path(step).exists() or self.skip_reason(step) is not None
-        )
+        """Analyzed, or found not analyzable (its step record says why); a damaged record is not done."""
+        if not self.step_record_path(step).exists():
+            return False
+        if self.eigvecs_path(step).exists():
+            return True
+        try:
+            return self.skip_reason(step) is not None
+        except DamagedFile:
+            return False
 
     def analyzed(self, steps: Sequence[int]) -> list[int]:
         """The steps with eigenvectors on disk (done and not skipped), in the order given."""
         return [st for st in steps if self.eigvecs_path(st).exists() and self.is_done(st)]
 
     def is_complete(self, fingerprint: str, steps: Sequence[int]) -> bool:
-        """The analysis with settings ``fingerprint`` over checkpoints ``steps`` is finished: nothing to do."""
+        """The analysis with settings ``fingerprint`` over checkpoints ``steps`` is finished: nothing to do.
+
+        Its tables must also pass their checks against what ``analysis.json`` recorded (see
+        :meth:`table_problems`): a table deleted, cut or changed makes the analysis not complete, and
+        ``hessdyn analyze`` rebuilds it from the per-checkpoint records."""
         meta = self.read_meta()
         return (
             meta is not None
@@ -145,12 +206,71 @@ class AnalysisDir:
             and meta.get("fingerprint") == fingerprint
             and meta.get("selected_steps") == list(steps)
             and all(self.is_done(st) for st in steps)
+            and not self.table_problems(meta)
+            and not self.changed_steps(meta, steps)
         )
+
+    def vector_sizes(self, steps: Sequence[int]) -> dict[str, int]:
+        """Byte size of each eigenvector file of ``steps`` that exists: what ``analysis.json`` records when the
+        analysis finishes (``eigvecs``), so that a file cut or deleted later is noticed without reading it."""
+        return {str(st): self.eigvecs_path(st).stat().st_size for st in steps if self.eigvecs_path(st).is_file()}
+
+    def changed_steps(self, meta: Mapping[str, Any], steps: Sequence[int]) -> list[int]:
+        """Steps of a finished analysis whose files changed since: a step record that fails its checksum, or an
+        eigenvector file whose size is not the one ``analysis.json`` recorded (cheap checks; the CRC-32 of the
+        eigenvectors is checked when they are loaded)."""
+        sizes = meta.get("eigvecs") if isinstance(meta.get("eigvecs"), dict) else {}
+        changed = []
+        for st in steps:
+            try:
+                record = self.read_step_record(st)
+            except DamagedFile:
+                changed.append(st)
+                continue
+            recorded = sizes.get(str(st))
+            path = self.eigvecs_path(st)
+            if record is not None and "skipped" not in record and recorded is not None:
+                if not path.is_file() or path.stat().st_size != recorded:
+                    changed.append(st)
+        return changed
 
     # ----------------------------------------------------------------------------------- tables
     def write_table(self, name: str, rows: Rows | pd.DataFrame, *, all_columns: bool = False) -> None:
         """Write the registered table ``name`` (see :func:`hessdyn.store.csv.write_table`)."""
         write_table(self.table_path(name), table(name), rows, all_columns=all_columns)
+
+    def table_records(self) -> dict[str, dict[str, Any]]:
+        """Rows and SHA-256 of every registered table in the folder: what ``analysis.json`` records when the
+        analysis finishes (``tables``)."""
+        out = {}
+        for t in tables(folder=FOLDER_PREFIX):
+            path = self.path / t.file_name
+            if path.is_file():
+                out[t.name] = table_record(path)
+        return out
+
+    def table_problems(self, meta: Mapping[str, Any] | None = None) -> dict[str, str]:
+        """Table name -> what is wrong with it, for the tables ``analysis.json`` recorded (a finished analysis)
+        or, before it finishes, for every table present (header, partial last line, row widths)."""
+        meta = self.read_meta() if meta is None else meta
+        recorded = (meta or {}).get("tables")
+        out = {}
+        registered = {t.name: t for t in tables(folder=FOLDER_PREFIX)}
+        if isinstance(recorded, dict):
+            for name, record in recorded.items():
+                if name not in registered:  # a table of a metric group this version no longer has
+                    continue
+                t = registered[name]
+                problem = table_problem(self.path / t.file_name, t.names, record)
+                if problem is not None:
+                    out[name] = problem
+            return out
+        for t in registered.values():
+            path = self.path / t.file_name
+            problem = table_problem(path, t.names) if path.is_file() else None
+            if problem is not None:
+                out[t.name] = problem
+        return out
 
     def remove_table(self, name: str) -> None:
         self.table_path(name).unlink(missing_ok=True)

@@ -20,24 +20,36 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from hessdyn.config.errors import HessdynError
-from hessdyn.io import atomic_torch_save, atomic_write_json, read_json, safe_torch_load
+from hessdyn.io import atomic_torch_save, atomic_write_json, safe_torch_load
 from hessdyn.store.analysis_dir import (
     DEFAULT_NAME,
     AnalysisDir,
     step_file_name,
 )
-from hessdyn.store.locks import exclusive_dir
+from hessdyn.store.integrity import DamagedFile, missing_keys, read_json_record, zip_problem
+from hessdyn.store.locks import exclusive_dir, is_locked
 from hessdyn.store.schema import table
 from hessdyn.store.status import RunStatus
 
 CHECKPOINT_FORMAT = "hessdyn-checkpoint-v1"
+# What every reader of a checkpoint needs, and what resuming training needs besides.
+CHECKPOINT_KEYS = ("format", "step", "config_hash", "model")
+RESUME_KEYS = (*CHECKPOINT_KEYS, "optimizer", "rng", "sampler", "accumulators")
+CHECKPOINT_TODO = (
+    "restore it from a backup, or move it out of checkpoints/ and rerun `hessdyn train` with the run's "
+    "command: it recomputes the missing checkpoint from the previous one (bit for bit on the CPU)"
+)
+RUN_JSON_TODO = (
+    "restore it from a backup, or move it away and rerun `hessdyn train` with the run's command: it "
+    "resumes from the checkpoints (their config hash is checked)"
+)
 RUN_JSON = "run.json"
 HYDRA_DIR = ".hydra"
 METRICS_DIR = "metrics"
@@ -122,11 +134,11 @@ class RunDir:
 
     # ----------------------------------------------------------------------------------- run.json
     def read_record(self) -> dict[str, Any] | None:
-        """``run.json`` as written, or None when there is none."""
+        """``run.json`` as written, or None when there is none; raises :class:`DamagedFile` when it does not
+        parse or lacks its status."""
         if not self.run_json.exists():
             return None
-        record: dict[str, Any] = read_json(self.run_json)
-        return record
+        return read_json_record(self.run_json, ("status",), RUN_JSON_TODO)
 
     def write_record(self, record: Mapping[str, Any]) -> None:
         """Write ``run.json`` (its ``status`` must be a writable :class:`RunStatus`), stamped with the time,
@@ -140,10 +152,27 @@ class RunDir:
         out.setdefault("argv", sys.argv)
         atomic_write_json(self.run_json, out)
 
-    def status(self) -> RunStatus:
-        """The recorded status (``UNKNOWN`` without ``run.json``)."""
-        record = self.read_record()
-        return RunStatus.parse(record.get("status")) if record is not None else RunStatus.UNKNOWN
+    def status(self, record: Mapping[str, Any] | None = None) -> RunStatus:
+        """The run's true status: ``run.json``'s (``record`` when given), except that a "running" run whose
+        process is gone (its folder lock is free: killed by kill -9, a crash of the machine) is
+        ``INTERRUPTED``; ``UNKNOWN`` without ``run.json``."""
+        record = self.read_record() if record is None else record
+        if record is None:
+            return RunStatus.UNKNOWN
+        status = RunStatus.parse(record.get("status"))
+        if status is RunStatus.RUNNING and not is_locked(self.path):
+            return RunStatus.INTERRUPTED
+        return status
+
+    def missing_checkpoints(self, record: Mapping[str, Any] | None = None) -> list[int]:
+        """Checkpoint steps the run wrote (``run.json``'s ``checkpoint_steps`` up to its ``steps``) whose file
+        is gone (moved away as damaged): ``hessdyn train`` recomputes them."""
+        record = self.read_record() if record is None else record
+        if not record:
+            return []
+        reached = int(record.get("steps") or 0)
+        present = set(self.checkpoint_steps())
+        return [st for st in record.get("checkpoint_steps") or [] if st <= reached and st not in present]
 
     # -------------------------------------------------------------------------------- checkpoints
     @property
@@ -177,6 +206,27 @@ class RunDir:
         atomic_torch_save(path, {"format": CHECKPOINT_FORMAT, **payload})
         return path
 
+    def checkpoint_config_hash(self) -> str | None:
+        """The config hash of the newest intact checkpoint (None without one): who a run folder whose
+        ``run.json`` is gone belongs to."""
+        for _step, path in reversed(self.checkpoints()):
+            try:
+                return str(load_checkpoint(path)["config_hash"])
+            except HessdynError:
+                continue
+        return None
+
+    def set_aside(self, path: Path) -> Path:
+        """Rename a damaged checkpoint out of the checkpoint list (``step_XXXXXXXX.pt.damaged``; kept, never
+        deleted); returns its new path."""
+        target = path.with_name(f"{path.name}.damaged")
+        n = 1
+        while target.exists():
+            n += 1
+            target = path.with_name(f"{path.name}.damaged{n}")
+        os.replace(path, target)
+        return target
+
     def remove_stale_temporaries(self) -> None:
         """Delete half-written checkpoint temporaries left by a killed process."""
         if self.checkpoints_dir.is_dir():
@@ -184,11 +234,38 @@ class RunDir:
                 p.unlink(missing_ok=True)
 
 
-def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``); refuses foreign or pickled content."""
+def load_checkpoint(
+    path: str | Path,
+    map_location: str = "cpu",
+    *,
+    config_hash: str | None = None,
+    keys: Sequence[str] = CHECKPOINT_KEYS,
+) -> dict[str, Any]:
+    """Load a checkpoint after checking it: every zip member's CRC-32, safe unpickling
+    (``weights_only=True``: foreign or pickled content is refused), its format, ``keys``, the step its
+    file name says and, when given, the ``config_hash`` of the run it belongs to.
+
+    A damaged file raises :class:`DamagedFile` (one line naming it and what to do); a checkpoint of another
+    config a :class:`HessdynError`.
+    """
+    path = Path(path)
+    problem = zip_problem(path)
+    if problem is not None:
+        raise DamagedFile(path, problem, CHECKPOINT_TODO)
     ckpt = safe_torch_load(path, map_location=map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise HessdynError(f"{path} is not a hessdyn checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+    missing = missing_keys(ckpt, keys)
+    if missing:
+        raise DamagedFile(path, f"no {', '.join(missing)}", CHECKPOINT_TODO)
+    named = _CHECKPOINT_FILE.match(path.name)
+    if named and int(named.group(1)) != int(ckpt["step"]):
+        raise DamagedFile(path, f"it holds step {ckpt['step']}, not the step of its name", CHECKPOINT_TODO)
+    if config_hash is not None and ckpt.get("config_hash") != config_hash:
+        raise HessdynError(
+            f"{path} was written by another config (hash {ckpt.get('config_hash')} != {config_hash} of "
+            f"{path.parent.parent}); it does not belong to this run: move it away"
+        )
     return ckpt
 
 

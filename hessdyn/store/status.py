@@ -16,6 +16,9 @@ class RunStatus(str, Enum):
     COMPLETED = "completed"
     DIVERGED = "diverged"
     FAILED = "failed"
+    # stopped by Ctrl-C or SIGTERM (recorded), or killed (a "running" run whose process holds no lock):
+    # rerunning its `hessdyn train` command resumes it
+    INTERRUPTED = "interrupted"
     UNKNOWN = "unknown"
 
     def __str__(self) -> str:
@@ -41,8 +44,8 @@ class RunStatus(str, Enum):
 
     @property
     def broken(self) -> bool:
-        """Diverged or failed: drawn individually in reports, never averaged in."""
-        return self in (RunStatus.DIVERGED, RunStatus.FAILED)
+        """Diverged, failed or interrupted: drawn individually in reports, never averaged in."""
+        return self in (RunStatus.DIVERGED, RunStatus.FAILED, RunStatus.INTERRUPTED)
 
     @property
     def writable(self) -> bool:

@@ -38,13 +38,17 @@ def test_run_record_and_status(tmp_path):
     run.write_record({"status": RunStatus.RUNNING, "steps": 3})
     record = run.read_record()
     assert record["status"] == "running" and record["steps"] == 3 and "updated" in record
-    assert run.status() is RunStatus.RUNNING and run.status().in_means and not run.status().finished
+    with run.lock("hessdyn train"):  # a running run's process holds its folder's lock
+        assert run.status() is RunStatus.RUNNING and run.status().in_means and not run.status().finished
+    # the process is gone (killed): the run is interrupted, resumable, not averaged in
+    assert run.status() is RunStatus.INTERRUPTED and not run.status().in_means
+    assert not run.status().finished and run.read_record()["status"] == "running"
     with pytest.raises(ValueError, match="bad status 'unknown'"):
         run.write_record({"status": "unknown"})
     with pytest.raises(ValueError, match="bad status 'done'"):
         run.write_record({"status": "done"})
     assert {s for s in RunStatus if s.finished} == {RunStatus.COMPLETED, RunStatus.DIVERGED}
-    assert {s for s in RunStatus if s.broken} == {RunStatus.DIVERGED, RunStatus.FAILED}
+    assert {s for s in RunStatus if s.broken} == {RunStatus.DIVERGED, RunStatus.FAILED, RunStatus.INTERRUPTED}
     assert RunStatus.parse("weird") is RunStatus.UNKNOWN and str(RunStatus.FAILED) == "failed"
 
 
@@ -52,10 +56,10 @@ def test_checkpoints_are_listed_in_step_order_without_temporaries(tmp_path):
     run = RunDir(tmp_path)
     assert run.checkpoints() == [] and not run.has_checkpoint_files()
     for step in (10, 2, 0):
-        run.save_checkpoint({"step": step, "w": torch.ones(2) * step})
+        run.save_checkpoint({"step": step, "config_hash": "h", "model": {"w": torch.ones(2) * step}})
     (run.checkpoints_dir / ".step_00000011.pt.abc.tmp").write_bytes(b"half")
     assert run.checkpoint_steps() == [0, 2, 10]
-    assert torch.equal(load_checkpoint(run.checkpoint_path(10))["w"], torch.full((2,), 10.0))
+    assert torch.equal(load_checkpoint(run.checkpoint_path(10))["model"]["w"], torch.full((2,), 10.0))
     run.remove_stale_temporaries()
     assert sorted(p.name for p in run.checkpoints_dir.iterdir()) == [
         "step_00000000.pt",
