@@ -8,13 +8,14 @@ bad input costs one clear line and writes nothing.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
 
 from hessdyn import __version__, threads
 from hessdyn.commands import COMMANDS, Command
-from hessdyn.config.errors import HessdynError
+from hessdyn.config.errors import HessdynError, interrupt_signal
 
 # Hydra flags after which no job runs: their output is Hydra's own, so no preflight is needed.
 _INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc", "--version"}
@@ -114,9 +115,22 @@ def run_command(command: Command, argv: Sequence[str]) -> int:
         app()
     except HessdynError as exc:
         return error(str(exc), code=1)
+    except KeyboardInterrupt as exc:
+        return interrupted(command.name, exc)
     finally:
         sys.argv = saved
     return 0
+
+
+def interrupted(command: str, exc: BaseException) -> int:
+    """One line for Ctrl-C or SIGTERM; the exit status a shell gives a process stopped by that signal."""
+    name = interrupt_signal(exc)
+    print(
+        f"hessdyn {command}: interrupted by {name}; finished work is kept (a training run is recorded as "
+        "interrupted): rerun the same command to continue",
+        file=sys.stderr,
+    )
+    return 128 + int(getattr(signal, name, signal.SIGINT))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(command.load_task()(quote_path_overrides(rest)))
         except HessdynError as exc:
             return error(str(exc))
+        except KeyboardInterrupt as exc:
+            return interrupted(command.name, exc)
     return run_command(command, rest)
 
 
