@@ -15,8 +15,10 @@ from hessdyn.commands.jobs import job_thread_policy, run_job
 from hessdyn.config import to_object
 from hessdyn.config.errors import ConfigValueError, HessdynError
 from hessdyn.curvature.distributed import RankFailure, RanksDiverged
+from hessdyn.io import check_writable
 from hessdyn.parallel import DistributedContext, distributed_session
 from hessdyn.parallel.launch import launch_rank, launch_world_size
+from hessdyn.runtime import resolve_device
 from hessdyn.store import RunDir, find_run_dirs, is_run_dir, sweep_analyze_dir
 from hessdyn.training.run_config import load_run_config
 
@@ -47,6 +49,8 @@ def target_runs(run_dir: str | None, sweep_dir: str | None) -> list[Path]:
         raise HessdynError("pass exactly one of run_dir=PATH (one run) or sweep_dir=PATH (every run inside)")
     if run_dir:
         path = Path(run_dir)
+        if path.exists() and not path.is_dir():
+            raise HessdynError(f"run_dir {path} is a file; pass the run's folder (written by hessdyn train)")
         if not path.is_dir():
             raise HessdynError(f"run_dir {path} does not exist; pass a folder written by hessdyn train")
         if not is_run_dir(path):
@@ -57,6 +61,8 @@ def target_runs(run_dir: str | None, sweep_dir: str | None) -> list[Path]:
         return [path]
     assert sweep_dir  # exactly one of the two is given
     path = Path(sweep_dir)
+    if path.exists() and not path.is_dir():
+        raise HessdynError(f"sweep_dir {path} is a file; pass the folder that holds the runs")
     if not path.is_dir():
         raise HessdynError(f"sweep_dir {path} does not exist")
     runs = find_run_dirs(path)
@@ -104,9 +110,16 @@ def check_analyze_job(cfg: DictConfig, multirun: bool) -> None:
 
     typed = to_object(cfg)
     check_launch(typed.analysis.distributed, multirun, launcher_tasks(cfg), launch_world_size())
+    resolve_device(typed.analysis.device)
     for run in target_runs(typed.run_dir, typed.sweep_dir):
-        settings = run_settings(typed, run)
-        check_settings(RunDir(run).analysis(settings.name), settings, force=typed.force)
+        try:
+            settings = run_settings(typed, run)
+            check_writable(RunDir(run).analysis(settings.name).path, "run_dir")
+            check_settings(RunDir(run).analysis(settings.name), settings, force=typed.force)
+        except HessdynError:
+            if not typed.sweep_dir:
+                raise
+            # a sweep goes on past one bad run: its analysis names it, and the command fails at the end
 
 
 @contextmanager
@@ -137,7 +150,8 @@ def analyze_task(cfg: DictConfig) -> dict:
         runs = target_runs(typed.run_dir, typed.sweep_dir)
         with analysis_context(typed.analysis.distributed, typed.analysis.device.value) as dctx:
             outcomes = analyze_many(
-                [(run, run_settings(typed, run)) for run in runs],
+                runs,
+                lambda run: run_settings(typed, run),
                 data_root=typed.data_root,
                 force=typed.force,
                 dist=dctx,
@@ -157,10 +171,10 @@ def analyze_task(cfg: DictConfig) -> dict:
                     out.out_dir,
                 )
         if failed:
-            first = next(iter(failed.items()))
-            raise HessdynError(
-                f"{len(failed)} of {len(runs)} run(s) could not be analyzed (first: {first[0]}: {first[1]})"
-            )
+            for run, reason in failed.items():
+                log.error("not analyzed: %s: %s", run, reason)
+            listed = "; ".join(f"{Path(run).name}: {reason}" for run, reason in failed.items())
+            raise HessdynError(f"{len(failed)} of {len(runs)} run(s) could not be analyzed ({listed})")
         return {"status": "completed", "runs": [str(r) for r in runs]}
 
     return run_job("analyze", body)

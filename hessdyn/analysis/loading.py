@@ -17,6 +17,7 @@ from hessdyn.data import DatasetSplits, load_dataset
 from hessdyn.models import build_model
 from hessdyn.parallel import DistributedContext
 from hessdyn.store import RunDir, load_checkpoint
+from hessdyn.store.integrity import state_dict_problem
 from hessdyn.training.run_config import load_run_config
 
 
@@ -48,8 +49,16 @@ class RunContext:
     def load(self, step: int) -> tuple[nn.Module, dict[str, Any]]:
         """The model at checkpoint ``step`` and the checkpoint dict (optimizer state, lr, ...)."""
         path = dict(self.checkpoints)[step]
-        ckpt = load_checkpoint(path, map_location=str(self.device))
+        ckpt = load_checkpoint(
+            path, map_location=str(self.device), config_hash=self.record.get("config_hash")
+        )
         model = self.new_model()
+        problem = state_dict_problem(ckpt["model"], model.state_dict())
+        if problem is not None:
+            raise HessdynError(
+                f"{path} does not fit the model of {self.run_dir}/.hydra/config.yaml ({problem}); the run's "
+                "config and its checkpoints disagree: restore the run's files from one run"
+            )
         model.load_state_dict(ckpt["model"])
         return model, ckpt
 

@@ -46,6 +46,7 @@ from hessdyn.analysis.settings import (
     settings_fingerprint,
 )
 from hessdyn.analysis.tables import write_step_tables
+from hessdyn.commands.jobs import describe_os_error, traceback_to_log_files
 from hessdyn.config import schema as s
 from hessdyn.config.errors import HessdynError
 from hessdyn.curvature import NonFiniteCurvature
@@ -73,8 +74,10 @@ class AnalysisOutcome:
 
 def check_settings(adir: AnalysisDir, settings: s.AnalysisConfig, force: bool = False) -> None:
     """Refuse to mix results of different settings in one analysis folder."""
+    if force:
+        return
     old = adir.read_meta()
-    if old is None or force:
+    if old is None:
         return
     if old.get("fingerprint") != settings_fingerprint(settings):
         changes = changed_settings(old.get("settings", {}), settings_dict(settings))
@@ -178,6 +181,7 @@ class _Job:
         if complete is not None:
             steps, left_out = complete
             return self.outcome([], steps, 0, left_out)
+        self.on_writer(self._report_damaged_tables)
         ctx, steps, dtype = self._open()
         done = self.on_writer(lambda: self._record_settings(ctx, steps))
         todo = [st for st in steps if st not in done]
@@ -197,6 +201,28 @@ class _Job:
         steps = select_checkpoints(self.run.checkpoint_steps(), self.settings)
         log.info("%s: analysis complete already (%d checkpoints)", self.run.path, len(steps))
         return steps, list((self.adir.read_meta() or {}).get("skipped_steps", []))
+
+    def _report_damaged_tables(self) -> None:
+        """A finished analysis whose tables fail their checks is finished again: say which and why."""
+        meta = None if self.force else self.adir.read_meta()
+        if meta is None or meta.get("status") != COMPLETE:
+            return
+        for name, problem in self.adir.table_problems(meta).items():
+            log.warning(
+                "%s failed its check (%s); the tables are rebuilt from the per-checkpoint records",
+                self.adir.table_path(name),
+                problem,
+            )
+
+    def _forget_damaged(self, steps: list[int], num_params: int) -> None:
+        """A done checkpoint whose record or eigenvectors fail their checks is analyzed again."""
+        for st in steps:
+            if not self.adir.is_done(st):
+                continue
+            damage = self.adir.step_problem(st, num_params)
+            if damage is not None:
+                log.warning("%s; checkpoint %d is analyzed again", damage, st)
+                self.adir.forget_step(st)
 
     def _open(self) -> tuple[RunContext, list[int], torch.dtype]:
         dist = (
@@ -224,6 +250,13 @@ class _Job:
         settings = self.settings
         num_params = sum(p.numel() for p in ctx.new_model().parameters() if p.requires_grad)
         meta = (self.adir.read_meta() or {}) if not self.force else {}
+        for key in (
+            "status",
+            "finished",
+            "tables",
+            "eigvecs",
+        ):  # in progress again: nothing of a finished analysis holds
+            meta.pop(key, None)
         meta.update(
             {
                 "format": ANALYSIS_FORMAT,
@@ -250,6 +283,7 @@ class _Job:
         meta.setdefault("checkpoints", {})
         self.meta = meta
         self.adir.write_meta(meta)
+        self._forget_damaged(steps, int(meta["num_params"]))
         return [st for st in steps if self.adir.is_done(st)]
 
     def _threads(self, num_params: int) -> thread_policy.ThreadPolicy:
@@ -330,6 +364,8 @@ class _Job:
             finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             unconverged_checkpoints=unconverged,
             skipped_steps=[st for st in steps if st not in analyzed],
+            tables=self.adir.table_records(),  # what the tables are checked against when read back
+            eigvecs=self.adir.vector_sizes(steps),  # likewise the eigenvector files (their sizes)
         )
         self.adir.write_meta(self.meta)
         if unconverged:
@@ -445,7 +481,8 @@ def _analyze_one(
 
 
 def analyze_many(
-    jobs: list[tuple[Path, s.AnalysisConfig]],
+    runs: list[Path],
+    settings_of: Callable[[Path], s.AnalysisConfig],
     *,
     data_root: str | None = None,
     force: bool = False,
@@ -453,14 +490,16 @@ def analyze_many(
     dist: DistributedContext | None = None,
     threads: thread_policy.ThreadPolicy | None = None,
 ) -> dict[Path, AnalysisOutcome | str]:
-    """Analyze several (run, settings) pairs; a failing run is reported and the others go on (on every rank
-    alike: a run's refusal reaches every rank; a failed collective ends them all)."""
+    """Analyze ``runs``, each with ``settings_of(run)``; a failing run (its settings or its analysis) is
+    reported in one line and the others go on (on every rank alike: a run's refusal reaches every rank; a
+    failed collective ends them all). In a single process an unexpected error of one run is one line too
+    (its traceback goes to the log file); a failed run's outcome is its error line."""
     outcomes: dict[Path, AnalysisOutcome | str] = {}
-    for run_dir, settings in jobs:
+    for run_dir in runs:
         try:
             outcomes[run_dir] = analyze_run(
                 run_dir,
-                settings,
+                settings_of(run_dir),
                 data_root=data_root,
                 force=force,
                 progress=progress,
@@ -470,4 +509,12 @@ def analyze_many(
         except HessdynError as exc:
             log.error("%s: %s", run_dir, exc)
             outcomes[run_dir] = str(exc)
+        except Exception as exc:  # a bug or an OS error in one run must not cost the others their analysis
+            if dist is not None and dist.launched:  # the other ranks wait in a collective: end them all
+                raise
+            line = describe_os_error(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+            line = line.splitlines()[0] if line else type(exc).__name__
+            log.error("%s: %s", run_dir, line)
+            traceback_to_log_files(f"{run_dir}: {line}", exc)
+            outcomes[run_dir] = line
     return outcomes
