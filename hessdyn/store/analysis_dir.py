@@ -213,7 +213,9 @@ class AnalysisDir:
     def vector_sizes(self, steps: Sequence[int]) -> dict[str, int]:
         """Byte size of each eigenvector file of ``steps`` that exists: what ``analysis.json`` records when the
         analysis finishes (``eigvecs``), so that a file cut or deleted later is noticed without reading it."""
-        return {str(st): self.eigvecs_path(st).stat().st_size for st in steps if self.eigvecs_path(st).is_file()}
+        return {
+            str(st): self.eigvecs_path(st).stat().st_size for st in steps if self.eigvecs_path(st).is_file()
+        }
 
     def changed_steps(self, meta: Mapping[str, Any], steps: Sequence[int]) -> list[int]:
         """Steps of a finished analysis whose files changed since: a step record that fails its checksum, or an

@@ -8,8 +8,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from hessdyn.commands.jobs import job_thread_policy, run_job
-from hessdyn.config import config_hash, hashable_config, to_object
-from hessdyn.config.errors import DirectoryInUse, HessdynError
+from hessdyn.config import changed_keys, config_hash, hashable_config, to_object
+from hessdyn.config.errors import DirectoryInUse, HessdynError, interrupt_signal
+from hessdyn.io import check_writable
+from hessdyn.runtime import resolve_device
 from hessdyn.store import RunDir, RunStatus
 
 
@@ -20,31 +22,20 @@ def job_output_dir(cfg: DictConfig, multirun: bool) -> Path:
     return Path(str(cfg.hydra.run.dir))
 
 
-def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        path = f"{prefix}.{key}" if prefix else key
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _changed_keys(a, b, path)
-        elif a != b:
-            out.append(f"{path}: {a!r} -> {b!r}")
-    return out
-
-
 def check_run_dir(run_dir: Path, cfg: DictConfig) -> None:
     """Refuse to reuse a run directory that holds a run of another config (nothing is overwritten)."""
     run = RunDir(run_dir)
     record = run.read_record()
     if record is None:
-        if run.has_checkpoint_files():
+        if run.has_checkpoint_files() and run.checkpoint_config_hash() != config_hash(cfg):
             raise HessdynError(
-                f"{run_dir} has checkpoints but no run.json; move it away or choose another name=..."
+                f"{run_dir} has checkpoints of another (or an unreadable) config but no run.json; move it "
+                "away or choose another name=..."
             )
-        return
+        return  # a run whose run.json was moved away resumes from its checkpoints
     new_hash = config_hash(cfg)
     if record.get("config_hash") != new_hash:
-        changes = _changed_keys(record.get("config", {}), hashable_config(cfg))
+        changes = changed_keys(record.get("config", {}), hashable_config(cfg))
         shown = "; ".join(changes[:4]) + (" ..." if len(changes) > 4 else "")
         raise HessdynError(
             f"{run_dir} already holds a run of another config ({shown}); "
@@ -53,12 +44,15 @@ def check_run_dir(run_dir: Path, cfg: DictConfig) -> None:
 
 
 def check_train_job(cfg: DictConfig, multirun: bool) -> None:
-    """What a training job needs before anything is written: a run folder free for this config, and
-    settings that fit the model and the data (the sharpness probe's sizes)."""
+    """Before Hydra writes the run folder: it is writable, the device exists, the folder holds no other run,
+    and the settings fit the model and the data (the sharpness probe's sizes)."""
     from hessdyn.training.sharpness_probe import check_probe_config
 
     check_probe_config(to_object(cfg))
-    check_run_dir(job_output_dir(cfg, multirun), cfg)
+    run_dir = job_output_dir(cfg, multirun)
+    check_writable(run_dir, "out_dir")
+    resolve_device(cfg.device)
+    check_run_dir(run_dir, cfg)
 
 
 def train_task(cfg: DictConfig) -> dict:
@@ -89,10 +83,11 @@ def record_early_failure(run_dir: Path, cfg: DictConfig, exc: BaseException) -> 
     run = RunDir(run_dir)
     if run.read_record() is not None:
         return  # the loop recorded its own status
-    reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    reason = f"interrupted by {interrupt_signal(exc)}" if interrupted else f"{type(exc).__name__}: {exc}"
     run.write_record(
         {
-            "status": RunStatus.FAILED.value,
+            "status": (RunStatus.INTERRUPTED if interrupted else RunStatus.FAILED).value,
             "error": reason.splitlines()[0] if reason else reason,
             "config_hash": config_hash(cfg),
             "config": hashable_config(cfg),

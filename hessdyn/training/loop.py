@@ -23,14 +23,14 @@ from tqdm import tqdm
 from hessdyn import threads as thread_policy
 from hessdyn.config import config_hash, hashable_config, plain_dict
 from hessdyn.config import schema as s
-from hessdyn.config.errors import HessdynError
+from hessdyn.config.errors import HessdynError, interrupt_signal
 from hessdyn.data import DatasetSplits, TensorSplit, load_dataset
 from hessdyn.io import atomic_write_text
 from hessdyn.models import build_model
 from hessdyn.runtime import resolve_device, resolve_dtype, set_determinism
-from hessdyn.store import RunDir, RunStatus, load_checkpoint
+from hessdyn.store import RESUME_KEYS, DamagedFile, RunDir, RunStatus, load_checkpoint
 from hessdyn.training.checkpoints import checkpoint_steps
-from hessdyn.training.metrics_log import MetricsLog
+from hessdyn.training.metrics_log import MetricsLog, logged_steps
 from hessdyn.training.objective import BatchTerms, TrainingObjective
 from hessdyn.training.optimizers import build_optimizer
 from hessdyn.training.run_record import git_commit, versions
@@ -189,16 +189,47 @@ def _train(
             f"{run.path} holds a run of another config (hash {record.get('config_hash')} != {chash}); "
             "choose another name=... or hydra.run.dir=..."
         )
+    before = None
     if record is not None and RunStatus.parse(record.get("status")).finished:
-        log.info(
-            "run in %s is already %s at step %s; nothing to do",
+        before = _repair_point(run, record)
+        if before is None:
+            log.info(
+                "run in %s is already %s at step %s; nothing to do",
+                run.path,
+                record["status"],
+                record.get("steps"),
+            )
+            return TrainResult.from_record(record)
+    session = _Session(cfg, run, data, chash, plain_cfg, record, threads, before)
+    return session.run()
+
+
+def _repair_point(run: RunDir, record: dict[str, Any]) -> int | None:
+    """A finished run whose files are incomplete is trained again from a checkpoint before the damage, which
+    rewrites what is missing (bit for bit on the CPU): the step before which to resume (a missing
+    checkpoint, or the end when ``metrics/train.csv`` lost rows), or None when nothing is missing."""
+    missing = run.missing_checkpoints(record)
+    if missing:
+        log.warning(
+            "%s is %s but checkpoints %s are missing: training again from the checkpoint before step %d to "
+            "write them",
             run.path,
             record["status"],
-            record.get("steps"),
+            missing,
+            missing[0],
         )
-        return TrainResult.from_record(record)
-    session = _Session(cfg, run, data, chash, plain_cfg, record, threads)
-    return session.run()
+        return missing[0]
+    expected = record.get("metrics_rows")
+    if expected is not None and len(logged_steps(run.train_csv)) < expected:
+        log.warning(
+            "%s lost rows (%d of %d are intact): training again from the last checkpoint before the loss "
+            "to write them",
+            run.train_csv,
+            len(logged_steps(run.train_csv)),
+            expected,
+        )
+        return int(record.get("steps") or 0) + 1
+    return None
 
 
 class _Session:
@@ -214,6 +245,7 @@ class _Session:
         plain_cfg: dict[str, Any],
         record: dict[str, Any] | None,
         threads: thread_policy.ThreadPolicy | None,
+        before: int | None = None,
     ) -> None:
         self.cfg, self.run_dir, self.chash = cfg, run, chash
         self.device = resolve_device(cfg.device)
@@ -238,7 +270,8 @@ class _Session:
         self.acc: dict[str, Any] = _fresh_accumulators()
         self._before: list[torch.Tensor] | None = None
         self.last: dict[str, float | None] = {"train": None, "test": None, "test_acc": None}
-        self.resumed_from = resumed_from = self._resume()
+        self.resumed_from = resumed_from = self._resume(before)
+        self.resumed = resumed_from is not None
         self.threads = self._thread_policy(threads, record, resumed_from)
         self._write_config_if_missing()
         self.metrics = MetricsLog(run.train_csv, resume_step=resumed_from)
@@ -249,19 +282,57 @@ class _Session:
         self.t0 = time.perf_counter()
 
     # ------------------------------------------------------------------------------------- set up
-    def _resume(self) -> int | None:
-        """Continue from the last checkpoint, if any: weights, optimizer, RNG and sampler states."""
+    def _resume(self, before: int | None = None) -> int | None:
+        """Continue from the last intact checkpoint (before step ``before`` when given), if any: weights,
+        optimizer, RNG and sampler states.
+
+        A checkpoint that fails its checks is set aside (renamed, never deleted) and an earlier one is
+        used; so is an earlier one when ``metrics/train.csv`` lost rows up to a checkpoint's step. Training
+        from there writes the missing files again (bit for bit on the CPU)."""
         self.run_dir.remove_stale_temporaries()
-        existing = self.run_dir.checkpoints()
-        if not existing:
-            return None
-        path = existing[-1][1]
-        ckpt = load_checkpoint(path, map_location=str(self.device))
-        if ckpt.get("config_hash") != self.chash:
-            raise HessdynError(
-                f"{path} was written by another config (hash {ckpt.get('config_hash')} != {self.chash}); "
-                "choose another name=... or hydra.run.dir=..."
+        logged = logged_steps(self.run_dir.train_csv)
+        for step, path in reversed(self.run_dir.checkpoints()):
+            if before is not None and step >= before:
+                continue
+            ckpt = self._intact_checkpoint(path, logged)
+            if ckpt is not None:
+                self._restore(ckpt, path)
+                log.info(
+                    "resuming %s from step %d of %d", self.run_dir.path, self.step, self.plan.total_steps
+                )
+                return self.step
+        return None
+
+    def _intact_checkpoint(self, path: Path, logged: list[int]) -> dict[str, Any] | None:
+        """The checkpoint at ``path`` when it and the metrics rows up to its step are intact, else None."""
+        try:
+            ckpt = load_checkpoint(
+                path, map_location=str(self.device), config_hash=self.chash, keys=RESUME_KEYS
             )
+        except DamagedFile as exc:
+            moved = self.run_dir.set_aside(path)
+            log.warning(
+                "%s is damaged (%s); set aside as %s, training resumes from an earlier checkpoint",
+                path,
+                exc.problem,
+                moved.name,
+            )
+            return None
+        expected = ckpt.get("metrics_rows")
+        have = sum(1 for st in logged if st <= int(ckpt["step"]))
+        if expected is not None and have < expected:
+            log.warning(
+                "%s lost rows up to step %d (%d of %d intact); training resumes from an earlier checkpoint "
+                "to write them again",
+                self.run_dir.train_csv,
+                int(ckpt["step"]),
+                have,
+                expected,
+            )
+            return None
+        return ckpt
+
+    def _restore(self, ckpt: dict[str, Any], path: Path) -> None:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["rng"]["torch"].cpu())
@@ -274,8 +345,6 @@ class _Session:
             self.probe.restore(ckpt.get("sharpness"), path)
         self.step = int(ckpt["step"])
         self.wall_before = float(ckpt.get("wall_s", 0.0))
-        log.info("resuming %s from step %d of %d", self.run_dir.path, self.step, self.plan.total_steps)
-        return self.step
 
     def _thread_policy(
         self,
@@ -346,6 +415,7 @@ class _Session:
         )
 
     def record_status(self, status: RunStatus, **extra: Any) -> None:
+        self.metrics.flush()  # run.json counts the rows: they are in the file before it says so
         self.run_dir.write_record(
             {
                 **self.base_record,
@@ -355,6 +425,7 @@ class _Session:
                 "final_train_loss": self.last["train"],
                 "final_test_loss": self.last["test"],
                 "final_test_accuracy": self.last["test_acc"],
+                "metrics_rows": self.metrics.rows,
                 **extra,
             }
         )
@@ -407,6 +478,7 @@ class _Session:
                 "lr": self.lr_now(),
                 "total_steps": self.plan.total_steps,
                 **extra,
+                "metrics_rows": self.metrics.rows,  # rows of metrics/train.csv up to this step
             }
         )
 
@@ -423,7 +495,7 @@ class _Session:
             dynamic_ncols=True,
         )
         try:
-            if self.resumed_from is None:  # a resume from step 0 has its rows and checkpoint already
+            if not self.resumed:  # step 0's rows and checkpoint (a run resumed at step 0 has them)
                 self.eval_rows()
                 self.probe_sharpness()
                 self.checkpoint()
@@ -432,9 +504,15 @@ class _Session:
                 if stopped is not None:
                     return stopped
             return self._finish()
+        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM: resumable from the last checkpoint
+            self.metrics.flush()
+            self.record_status(
+                RunStatus.INTERRUPTED, error=f"interrupted by {interrupt_signal(exc)} at step {self.step}"
+            )
+            raise
         except BaseException as exc:
-            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-            self.record_status(RunStatus.FAILED, error=reason.splitlines()[0] if reason else reason)
+            reason = f"{type(exc).__name__}: {exc}"
+            self.record_status(RunStatus.FAILED, error=reason.splitlines()[0])
             raise
         finally:
             bar.close()
@@ -559,15 +637,16 @@ class _Session:
             step,
             max((c for c in self.ckpt_set if c <= step), default=0),
         )
-        self.metrics.write(
-            step=step,
-            epoch=step / self.plan.steps_per_epoch,
-            split="train",
-            source="batch",
-            loss=loss_value,
-            lr=self.lr_now(),
-            wall_s=self.wall(),
-        )
+        if not self.metrics.has_row(step, "train", "batch"):  # one row per (step, split, source)
+            self.metrics.write(
+                step=step,
+                epoch=step / self.plan.steps_per_epoch,
+                split="train",
+                source="batch",
+                loss=loss_value,
+                lr=self.lr_now(),
+                wall_s=self.wall(),
+            )
         self.metrics.flush()
         self.record_status(RunStatus.DIVERGED, diverged_at_step=step)
         return self.result(RunStatus.DIVERGED)
