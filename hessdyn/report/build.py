@@ -17,7 +17,7 @@ import hessdyn
 from hessdyn.config.schema import ReportConfig
 from hessdyn.report.aggregate import summary_data
 from hessdyn.report.figures import FIGURES, FigureResult
-from hessdyn.report.folders import check_replaceable, staging_dir, swap_in
+from hessdyn.report.folders import building, check_replaceable, staging_dir, swap_in
 from hessdyn.report.page import PageContent, PageFigure, render_page
 from hessdyn.report.provenance import analysis_settings, environment_settings, run_settings
 from hessdyn.report.runs import RunInfo
@@ -53,6 +53,7 @@ class ReportResult:
     not_computed: tuple[str, ...]
     warnings: tuple[str, ...]
     runs: int
+    problems: tuple[str, ...] = ()  # files that failed their checks, left out (the command then fails)
 
 
 # ---------------------------------------------------------------------------------------- content
@@ -63,11 +64,18 @@ def _ordered_groups(runs: Sequence[RunInfo]) -> list[str]:
 def _note(run: RunInfo, analyzed: bool, has_train: bool) -> str:
     status = RunStatus.parse(run.status)
     if status.broken:
+        why = f"{run.status}"
+        if status is RunStatus.INTERRUPTED:
+            gone = run.record.get("status") == RunStatus.RUNNING.value
+            why += " (its process is gone" if gone else " (stopped"
+            why += "; rerun its hessdyn train command to resume)"
         return (
-            f"{run.status}: drawn individually (dashed), not in means or the summary"
+            f"{why}: drawn individually (dashed), not in means or the summary"
             if has_train or analyzed
-            else f"{run.status}: no data"
+            else f"{why}: no data"
         )
+    if run.problems:
+        return "files failed their checks: " + "; ".join(run.problems)
     if not has_train and not analyzed:
         return "no data yet"
     parts = ["training"] + (["curvature"] if analyzed else [])
@@ -126,7 +134,7 @@ def _names(names: list[str], limit: int = 5) -> str:
 
 def partial_data_warnings(tables: SweepTables, runs: pd.DataFrame) -> list[str]:
     """One line per kind of incomplete data (not analyzed, diverged, running, ...)."""
-    out = list(tables.warnings)
+    out = list(tables.problems) + list(tables.warnings)
     by_status = {
         RunStatus.parse(s): list(runs.loc[runs["status"] == s, "run"]) for s in runs["status"].unique()
     }
@@ -137,6 +145,12 @@ def partial_data_warnings(tables: SweepTables, runs: pd.DataFrame) -> list[str]:
     if by_status.get(RunStatus.FAILED):
         out.append(
             f"failed: {_names(by_status[RunStatus.FAILED])}; drawn individually where they have data, left out of means"
+        )
+    if by_status.get(RunStatus.INTERRUPTED):
+        out.append(
+            f"interrupted (Ctrl-C, SIGTERM, or killed: the process is gone): "
+            f"{_names(by_status[RunStatus.INTERRUPTED])}; drawn individually up to where they stopped, left "
+            "out of means; rerun their hessdyn train command to resume them"
         )
     if by_status.get(RunStatus.RUNNING):
         out.append(
@@ -277,6 +291,7 @@ def write_report(
         not_computed=tuple(t for t, _ in not_computed),
         warnings=tuple(warnings),
         runs=len(runs),
+        problems=tuple(tables.problems),
     )
 
 
@@ -297,8 +312,9 @@ def build_report(
     check_replaceable(out)
     staging = staging_dir(out) if staging is None else Path(staging)
     try:
-        result = write_report(staging, runs, settings, source, extra_settings)
-        swap_in(staging, out)
+        with building(out):  # one build of a report at a time; what killed builds left is removed
+            result = write_report(staging, runs, settings, source, extra_settings)
+            swap_in(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -308,4 +324,6 @@ def build_report(
         len(result.figures),
         len(result.not_computed),
     )
-    return ReportResult(out, result.figures, result.not_computed, result.warnings, result.runs)
+    return ReportResult(
+        out, result.figures, result.not_computed, result.warnings, result.runs, result.problems
+    )

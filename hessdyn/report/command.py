@@ -25,7 +25,15 @@ from hessdyn.commands.jobs import job_thread_policy, run_job
 from hessdyn.config import to_object
 from hessdyn.config.errors import HessdynError
 from hessdyn.config.schema import ReportCommandConfig
-from hessdyn.report.folders import STAGING_MARK, check_replaceable, default_out, staging_dir
+from hessdyn.io import check_writable
+from hessdyn.report.folders import (
+    STAGING_MARK,
+    check_not_building,
+    check_replaceable,
+    default_out,
+    index_page,
+    staging_dir,
+)
 from hessdyn.report.runs import discover_runs
 
 log = logging.getLogger("hessdyn")
@@ -67,7 +75,10 @@ def check_report_job(cfg: DictConfig, multirun: bool) -> None:
         )
     settings: ReportCommandConfig = to_object(cfg)
     discover_runs(settings.sweep_dir, settings.run_dirs, settings.report.group_by)
-    check_replaceable(report_out(settings.out, settings.sweep_dir, settings.run_dirs))
+    out = report_out(settings.out, settings.sweep_dir, settings.run_dirs)
+    check_writable(out.parent, "out")
+    check_replaceable(out)
+    check_not_building(out)
 
 
 def report_task(cfg: DictConfig) -> dict:
@@ -99,6 +110,13 @@ def report_task(cfg: DictConfig) -> dict:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        if result.problems:  # the report is written without them; the command says so and fails
+            for problem in result.problems:
+                log.error("report: %s", problem)
+            raise HessdynError(
+                f"{index_page(result.out)} is written, but {len(result.problems)} file(s) failed their checks "
+                f"and were left out (listed on the page): {result.problems[0]}"
+            )
         return {
             "out": str(result.out),
             "figures": list(result.figures),

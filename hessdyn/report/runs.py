@@ -6,7 +6,6 @@ Runs are found by :func:`hessdyn.store.find_run_dirs` (a folder with ``run.json`
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -19,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from hessdyn.config.errors import HessdynError
-from hessdyn.store import RunDir, RunStatus, find_run_dirs, is_run_dir
+from hessdyn.store import DamagedFile, RunDir, RunStatus, find_run_dirs, is_run_dir
 
 log = logging.getLogger("hessdyn")
 
@@ -30,8 +29,9 @@ _MISSING = object()
 class RunInfo:
     """One training run as the report sees it.
 
-    ``status`` is ``run.json``'s (a :class:`hessdyn.store.RunStatus` value), or ``unknown`` when the job
-    left no ``run.json``.
+    ``status`` is the run's true status (:meth:`hessdyn.store.RunDir.status`: ``run.json``'s, except
+    ``interrupted`` for a "running" run whose process is gone), or ``unknown`` when the job left no
+    ``run.json``.
     """
 
     path: Path
@@ -43,6 +43,7 @@ class RunInfo:
     config: dict[str, Any]  # flattened dotted keys -> values (run.json's resolved config over .hydra's)
     overrides: tuple[str, ...]
     record: dict[str, Any] = field(default_factory=dict)  # run.json as written
+    problems: tuple[str, ...] = ()  # its files that failed their checks (one line each)
 
     @property
     def in_means(self) -> bool:
@@ -167,13 +168,13 @@ def group_keys(group_by: str) -> list[str]:
 
 def read_run(path: Path, group_by: str, name: str) -> RunInfo:
     """The :class:`RunInfo` of one run directory (its group looked up in run.json's config, then .hydra's)."""
+    run = RunDir(path)
     record: dict[str, Any] = {}
-    run_json = RunDir(path).run_json
-    if run_json.is_file():
-        try:
-            record = json.loads(run_json.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            log.warning("cannot read %s (%s); the run is listed with status unknown", run_json, exc)
+    problems: tuple[str, ...] = ()
+    try:
+        record = run.read_record() or {}
+    except DamagedFile as exc:
+        problems = (f"{exc}; the run is listed with status unknown",)
     resolved: dict[str, Any] = record["config"] if isinstance(record.get("config"), dict) else {}
     hydra = _hydra_tree(path)
     trees = [resolved, hydra]
@@ -187,7 +188,7 @@ def read_run(path: Path, group_by: str, name: str) -> RunInfo:
     if seed is _MISSING:
         seed = _lookup(hydra, "seed")
     config = {**_flatten(hydra), **_flatten(resolved)}
-    status = RunStatus.parse(record.get("status")).value
+    status = run.status(record).value if record else RunStatus.UNKNOWN.value  # a killed run: interrupted
     return RunInfo(
         path=path,
         name=name,
@@ -198,6 +199,7 @@ def read_run(path: Path, group_by: str, name: str) -> RunInfo:
         config=config,
         overrides=_read_overrides(path),
         record=record,
+        problems=problems,
     )
 
 
@@ -244,6 +246,8 @@ def discover_runs(
     base: Path | None = None
     if sweep_dir is not None:
         sweep = Path(sweep_dir).expanduser().resolve()
+        if sweep.exists() and not sweep.is_dir():
+            raise HessdynError(f"sweep_dir {sweep_dir} is a file; pass the folder that holds the runs")
         if not sweep.is_dir():
             raise HessdynError(
                 f"sweep_dir {sweep_dir} does not exist; pass the folder `hessdyn train -m` wrote"
@@ -257,6 +261,8 @@ def discover_runs(
         base = sweep if not is_run_dir(sweep) else sweep.parent
     for given in run_dirs:
         path = Path(given).expanduser().resolve()
+        if path.exists() and not path.is_dir():
+            raise HessdynError(f"run directory {given} is a file; list run folders in run_dirs=[...]")
         if not path.is_dir():
             raise HessdynError(f"run directory {given} does not exist; check run_dirs=[...]")
         if not is_run_dir(path):

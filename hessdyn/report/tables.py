@@ -8,7 +8,8 @@ stage may skip metric groups), and an unreadable file is reported as a warning, 
 
 from __future__ import annotations
 
-import json
+import csv
+import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,10 @@ import numpy as np
 import pandas as pd
 
 from hessdyn.report.runs import RunInfo
-from hessdyn.store import RunDir, tables, text_columns
+from hessdyn.store import DamagedFile, RunDir, RunStatus, table, tables, text_columns
+from hessdyn.store.integrity import csv_rows, table_problem
+
+RETRAIN_TODO = "rerun the run's hessdyn train command: it writes the lost rows again"
 
 log = logging.getLogger("hessdyn")
 
@@ -43,6 +47,8 @@ class SweepTables:
     # table name -> runs whose file was read, also when it holds no rows (events.csv without events)
     sources: dict[str, set[str]] = field(default_factory=dict)
     metrics: dict[str, pd.DataFrame] = field(default_factory=dict)  # METRICS_TABLES name -> frame
+    # files that failed their checks (one line each: the file, what is wrong, what to do); left out
+    problems: list[str] = field(default_factory=list)
 
     def table(self, name: str) -> pd.DataFrame:
         """An analysis table (ANALYSIS_TABLES) or a run's metrics table (METRICS_TABLES) of every run."""
@@ -72,16 +78,50 @@ def read_csv(path: Path, warnings: list[str]) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     try:
-        frame = pd.read_csv(path, on_bad_lines="skip")
+        frame = pd.read_csv(path)
     except pd.errors.EmptyDataError:
         return None
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         warnings.append(f"cannot read {path} ({str(exc).splitlines()[0]}); left out")
         return None
+    return _numeric(frame)
+
+
+def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
     for column in frame.columns:
         if column not in _TEXT_COLUMNS:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame
+
+
+def read_checked(
+    path: Path, name: str, recorded: dict[str, Any] | None, problems: list[str], *, growing: bool = False
+) -> pd.DataFrame | None:
+    """The registered table ``name`` at ``path`` after its checks (:func:`hessdyn.store.integrity.table_problem`:
+    header, partial last line, row widths, the rows and SHA-256 ``recorded`` when its writer finished);
+    None when it is missing. A table that fails is left out and its problem, naming the file and what to
+    do, appended to ``problems``. ``growing``: the table of a run still being written, whose partial last
+    line is the row being written (left out, not a problem)."""
+    if not path.is_file():
+        return None
+    columns = table(name).names
+    problem = table_problem(path, columns, recorded, "run.json" if name == "train" else "analysis.json")
+    if problem is not None and growing and problem.startswith("its last line is cut off"):
+        problem = None
+    if problem is not None:
+        todo = "rerun hessdyn analyze on the run to rebuild it" if name != "train" else RETRAIN_TODO
+        problems.append(f"{path} failed its check ({problem}): left out; {todo}")
+        return None
+    header, rows, _ = csv_rows(path)
+    if not rows:
+        return pd.DataFrame(columns=header)
+    return _numeric(pd.read_csv(io.StringIO("\n".join([",".join(header)] + [_csv_line(r) for r in rows]))))
+
+
+def _csv_line(row: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(row)
+    return buffer.getvalue()
 
 
 def _tag(frame: pd.DataFrame, run: RunInfo) -> pd.DataFrame:
@@ -102,8 +142,10 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def load_tables(runs: list[RunInfo], analysis_name: str = "default") -> SweepTables:
-    """Read ``metrics/train.csv`` and the analysis tables of every run."""
+    """Read ``metrics/train.csv`` and the analysis tables of every run, each after its checks; a file that
+    fails is left out and named in ``problems``."""
     warnings: list[str] = []
+    problems: list[str] = [p for run in runs for p in run.problems]
     train: list[pd.DataFrame] = []
     per_table: dict[str, list[pd.DataFrame]] = {name: [] for name in ANALYSIS_TABLES}
     per_metrics: dict[str, list[pd.DataFrame]] = {name: [] for name in METRICS_TABLES}
@@ -112,7 +154,7 @@ def load_tables(runs: list[RunInfo], analysis_name: str = "default") -> SweepTab
     sources: dict[str, set[str]] = {name: set() for name in ANALYSIS_TABLES}
     for run in runs:
         run_dir = RunDir(run.path)
-        frame = read_csv(run_dir.train_csv, warnings)
+        frame = _train_table(run, problems)
         if frame is not None and "step" in frame.columns:
             train.append(_tag(frame, run))
         for name in METRICS_TABLES:
@@ -126,9 +168,16 @@ def load_tables(runs: list[RunInfo], analysis_name: str = "default") -> SweepTab
                     )
                 per_metrics[name].append(_tag(frame, run))
         adir = run_dir.analysis(analysis_name)
+        try:
+            meta = adir.read_meta()
+        except DamagedFile as exc:
+            problems.append(f"{exc}: the run's curvature is left out")
+            continue
+        recorded = (meta or {}).get("tables") if (meta or {}).get("status") == "complete" else None
         steps: set[float] = set()
         for name in ANALYSIS_TABLES:
-            frame = read_csv(adir.table_path(name), warnings)
+            record = recorded.get(name) if isinstance(recorded, dict) else None
+            frame = read_checked(adir.table_path(name), name, record, problems)
             if frame is None:
                 continue
             if name == "spectrum" and not converged(frame).all():
@@ -142,12 +191,8 @@ def load_tables(runs: list[RunInfo], analysis_name: str = "default") -> SweepTab
             if name in ("summary", "spectrum") and "step" in frame.columns:
                 steps |= set(frame["step"].dropna().tolist())
         analyzed[run.name] = len(steps)
-        meta = adir.meta_path
-        if meta.is_file():
-            try:
-                settings[run.name] = json.loads(meta.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                warnings.append(f"cannot read {meta} ({exc}); its settings are left out")
+        if meta is not None:
+            settings[run.name] = meta
     return SweepTables(
         runs=runs,
         train=_concat(train),
@@ -157,4 +202,13 @@ def load_tables(runs: list[RunInfo], analysis_name: str = "default") -> SweepTab
         warnings=warnings,
         sources=sources,
         metrics={name: _concat(frames) for name, frames in per_metrics.items()},
+        problems=problems,
     )
+
+
+def _train_table(run: RunInfo, problems: list[str]) -> pd.DataFrame | None:
+    """``metrics/train.csv`` of ``run``, checked; a finished run's must hold the rows its run.json counted."""
+    finished = RunStatus.parse(run.status).finished
+    rows = run.record.get("metrics_rows") if finished else None
+    recorded = {"rows": rows} if rows is not None else None
+    return read_checked(RunDir(run.path).train_csv, "train", recorded, problems, growing=not finished)

@@ -110,12 +110,12 @@ def test_sweep_without_any_analysis_still_reports_training(tmp_path: Path) -> No
     }
 
 
-def test_unreadable_table_is_a_warning(tmp_path: Path) -> None:
+def test_unreadable_table_is_named_and_left_out(tmp_path: Path) -> None:
     (run,) = make_sweep(tmp_path / "sweep", optimizers=("sgd",), seeds=(0,), analyzed=False)
     (run / "metrics" / "train.csv").write_bytes(b"\xff\xfe\x00garbage")
     result = build(tmp_path / "sweep")
-    assert any("cannot read" in w for w in result.warnings)
-    assert result.figures == ()
+    assert any("train.csv failed its check (unreadable" in w for w in result.warnings)
+    assert result.problems and result.figures == ()
 
 
 def test_one_seed_gives_no_band() -> None:
