@@ -10,6 +10,7 @@ import pytest
 from hessdyn.config.schema import ReportConfig
 from hessdyn.report.build import ReportResult, build_report
 from hessdyn.report.runs import discover_runs
+from hessdyn.store import RunDir
 
 from .fake_runs import make_sweep, write_run
 
@@ -70,7 +71,9 @@ def partial_report(partial_sweep: Path) -> tuple[ReportResult, list[str]]:
     handler, logger = _Collect(), logging.getLogger("hessdyn")
     logger.addHandler(handler)
     try:
-        result = build(partial_sweep)
+        # a running run's process holds its folder's lock (without it the run is interrupted: killed)
+        with RunDir(partial_sweep / "optimizer=adam,seed=3").lock("hessdyn train"):
+            result = build(partial_sweep)
     finally:
         logger.removeHandler(handler)
     return result, handler.messages
