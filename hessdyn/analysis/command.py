@@ -171,9 +171,9 @@ def analyze_task(cfg: DictConfig) -> dict:
                     out.out_dir,
                 )
         if failed:
-            for run, reason in failed.items():
-                log.error("not analyzed: %s: %s", run, reason)
-            listed = "; ".join(f"{Path(run).name}: {reason}" for run, reason in failed.items())
+            for name, reason in failed.items():
+                log.error("not analyzed: %s: %s", name, reason)
+            listed = "; ".join(f"{Path(name).name}: {reason}" for name, reason in failed.items())
             raise HessdynError(f"{len(failed)} of {len(runs)} run(s) could not be analyzed ({listed})")
         return {"status": "completed", "runs": [str(r) for r in runs]}
 

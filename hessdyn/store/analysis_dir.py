@@ -221,7 +221,8 @@ class AnalysisDir:
         """Steps of a finished analysis whose files changed since: a step record that fails its checksum, or an
         eigenvector file whose size is not the one ``analysis.json`` recorded (cheap checks; the CRC-32 of the
         eigenvectors is checked when they are loaded)."""
-        sizes = meta.get("eigvecs") if isinstance(meta.get("eigvecs"), dict) else {}
+        recorded_sizes = meta.get("eigvecs")
+        sizes: Mapping[str, Any] = recorded_sizes if isinstance(recorded_sizes, dict) else {}
         changed = []
         for st in steps:
             try:
