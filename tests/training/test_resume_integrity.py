@@ -4,6 +4,7 @@ once. Each case ends with the weights and the table of an uninterrupted run."""
 
 from __future__ import annotations
 
+import errno
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
+from hessdyn import io
+from hessdyn.commands.jobs import run_job
 from hessdyn.store import RunDir, RunStatus, load_checkpoint
 from hessdyn.training import loop
 from hessdyn.training.loop import train
@@ -146,3 +149,39 @@ def test_the_divergence_step_row_is_written_once(tmp_path):
     assert not table.duplicated(KEYS).any()
     batch = table[table["source"] == "batch"]
     assert batch["step"].max() == RunDir(run).read_record()["diverged_at_step"]
+
+
+def test_a_full_disk_mid_checkpoint_keeps_every_file_and_the_rerun_resumes(tmp_path, monkeypatch, reference):
+    """A checkpoint write that fails half-way (ENOSPC) leaves no partial file; the earlier ones are intact."""
+    run, saved, calls = tmp_path / "run", io.torch.save, {"n": 0}
+
+    def save_until_the_disk_is_full(obj, fh):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            fh.write(b"PK\x03\x04 half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device", str(fh.name))
+        saved(obj, fh)
+
+    monkeypatch.setattr(io.torch, "save", save_until_the_disk_is_full)
+    with pytest.raises(OSError, match="No space left"):
+        train(typed_config(TINY), run)
+    monkeypatch.setattr(io.torch, "save", saved)
+    assert RunDir(run).checkpoint_steps() == [0, 8, 16]
+    assert not [p for p in RunDir(run).checkpoints_dir.iterdir() if p.name.endswith(".tmp")]
+    train(typed_config(TINY), run)
+    assert RunDir(run).read_record()["resumes"] == [16]
+    _assert_same_as(reference, run)
+
+
+def test_a_full_disk_is_one_line_saying_what_to_do(capsys):
+    def body():
+        raise OSError(errno.ENOSPC, "No space left on device", "/results/run/checkpoints/step_8.pt")
+
+    with pytest.raises(SystemExit) as info:
+        run_job("train", body)
+    assert info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(
+        "hessdyn train: error: no space left on the device writing /results/run/checkpoints/step_8.pt; "
+        "free some space and rerun the same command"
+    )
