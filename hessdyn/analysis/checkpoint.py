@@ -61,6 +61,18 @@ class CheckpointResult:
     )  # a group's eigenpair sets, saved with the top
 
 
+def pair_fields(res: EigenResult, i: int) -> dict[str, Any]:
+    """The columns every eigenpair table shares for pair ``i`` of ``res``: 1-based rank, eigenvalue, residual,
+    relative residual and the convergence flag."""
+    return {
+        "rank": i + 1,
+        "eigenvalue": float(res.eigenvalues[i]),
+        "residual": float(res.residuals[i]),
+        "rel_residual": float(res.relative_residuals[i]),
+        "converged": bool(res.converged[i]),
+    }
+
+
 def hessian_mode(settings: s.AnalysisConfig, optimizer_cfg: s.OptimizerConfig) -> HessianMode:
     # AdamW's decay is decoupled from the loss, so it has no Hessian term; others add (c/2)||θ||².
     decay = (

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from hessdyn.analysis.checkpoint import Checkpoint
+from hessdyn.analysis.checkpoint import Checkpoint, pair_fields
 from hessdyn.config import schema as s
 from hessdyn.config.errors import HessdynError
 from hessdyn.curvature import (
@@ -161,11 +161,7 @@ def _pair_rows(step: int, matrix: str, res: EigenResult) -> list[dict[str, Any]]
         {
             "step": step,
             "matrix": matrix,
-            "rank": i + 1,
-            "eigenvalue": float(res.eigenvalues[i]),
-            "residual": float(res.residuals[i]),
-            "rel_residual": float(res.relative_residuals[i]),
-            "converged": bool(res.converged[i]),
+            **pair_fields(res, i),
         }
         for i in range(res.eigenvalues.shape[0])
     ]

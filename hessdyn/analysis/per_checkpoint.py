@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import torch
 
-from hessdyn.analysis.checkpoint import Checkpoint
+from hessdyn.analysis.checkpoint import Checkpoint, pair_fields
 from hessdyn.config import schema as s
 from hessdyn.curvature import DiagonalConjugate, is_three_layer, three_layer_traces
 from hessdyn.solvers import EigenResult, Method, eigsh_topk, hutch_plus_plus, spectral_density
@@ -38,11 +38,7 @@ def _eigenpair_rows(step: int, which: str, res: EigenResult) -> list[dict[str, A
         {
             "step": step,
             "which": which,
-            "rank": i + 1,
-            "eigenvalue": float(res.eigenvalues[i]),
-            "residual": float(res.residuals[i]),
-            "rel_residual": float(res.relative_residuals[i]),
-            "converged": bool(res.converged[i]),
+            **pair_fields(res, i),
             "ipr": math.nan,
             "ipr_normalized": math.nan,
             "count_50": math.nan,
